@@ -1,0 +1,5 @@
+import sys
+
+from headcode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The `headcode` command line: the only part that knows every other part.
+
+Each command group lives in its own module with a `register(subparsers)` function
+that adds its sub-commands and sets `func` on them. `main` turns every expected
+failure (bad program, unreadable file, unreachable model) into one line on stderr
+and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Command modules, in the order they appear in `headcode --help`.
+COMMAND_MODULES = (
+    "headcode.cli.programs",  # check, fmt, canon, show
+    "headcode.cli.demo",  # demo
+    "headcode.cli.bench",  # bench
+    "headcode.cli.capture",  # capture, heads
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="headcode",
+        description="Attention heads explained by small, safe, fast programs.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from headcode.dsl.errors import DslError
+    from headcode.errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DslError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except UserError as err:
+        print(f"headcode: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("headcode: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

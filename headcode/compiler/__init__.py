@@ -1,0 +1,1 @@
+"""Token tables, the reference evaluator and the Numba kernels. Imports only headcode.dsl."""

@@ -1,0 +1,4 @@
+"""The attention-program language: grammar, syntax, checker, canonical form, printer.
+
+Imports nothing else of headcode.
+"""

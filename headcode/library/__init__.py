@@ -1,0 +1,1 @@
+"""headcode.library (grows with later issues)."""

@@ -1,0 +1,1 @@
+"""headcode.replace (grows with later issues)."""

@@ -1,0 +1,1 @@
+"""headcode.synth (grows with later issues)."""

@@ -1,0 +1,77 @@
+"""Program files: several named programs, with comments, written and edited by hand.
+
+    # Heads that look back one token.
+    prev_token = prev(1)
+
+    # A sink with a bonus for punctuation, fading with distance.
+    punct_sink = softmax(4*bos + 1.2*key.punct - 0.7*log_dist)
+
+A definition is `NAME = PROGRAM`; names may contain letters, digits, `_`, `.` and
+`-` (so `L3.H7` works) and must be unique in a file. Programs may span lines. `#`
+starts a comment; the full-line comments directly above a definition are its
+documentation and `headcode fmt` keeps them, as it keeps the file's leading
+comment block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from headcode.dsl import ir
+from headcode.dsl.canon import canonical
+from headcode.dsl.check import check
+from headcode.dsl.errors import Diagnostic, DslError
+from headcode.dsl.parse import parse_file
+from headcode.dsl.printer import pretty
+
+
+@dataclass(frozen=True)
+class NamedProgram:
+    name: str
+    pattern: ir.Pattern
+    comments: tuple[str, ...] = ()
+    line: int = 0
+
+
+def parse_programs(text: str, filename: str = "<file>") -> tuple[NamedProgram, ...]:
+    """Parse and check every definition; report all problems of the file at once."""
+    try:
+        definitions = parse_file(text)
+    except DslError as err:
+        raise DslError(err.diagnostics, text, filename) from None
+    diagnostics: list[Diagnostic] = []
+    programs, seen = [], {}
+    for d in definitions:
+        if d.name in seen:
+            diagnostics.append(Diagnostic(d.span.line, d.span.column,
+                                          f"program '{d.name}' is already defined on line {seen[d.name]}"))
+        seen.setdefault(d.name, d.span.line)
+        try:
+            programs.append(NamedProgram(d.name, check(d.body), d.comments, d.span.line))
+        except DslError as err:
+            diagnostics.extend(err.diagnostics)
+    if diagnostics:
+        raise DslError(diagnostics, text, filename)
+    return tuple(programs)
+
+
+def header(text: str) -> tuple[str, ...]:
+    """The file's leading comment block, when a blank line separates it from what follows."""
+    lines = text.splitlines()
+    block = []
+    for k, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            block.append(stripped)
+            continue
+        return tuple(block) if block and not stripped else ()
+    return tuple(block)
+
+
+def format_programs(programs: tuple[NamedProgram, ...], leading: tuple[str, ...] = ()) -> str:
+    """The canonical, pretty text of a program file."""
+    chunks = ["\n".join(leading)] if leading else []
+    for p in programs:
+        body = pretty(canonical(p.pattern), indent=len(p.name) + 3)
+        chunks.append("\n".join(p.comments + (f"{p.name} = {body}",)))
+    return "\n\n".join(chunks) + "\n" if chunks else ""

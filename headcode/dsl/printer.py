@@ -1,0 +1,180 @@
+"""IR to text: `show` prints one line, `pretty` breaks long programs over lines.
+
+Named patterns are printed back in their named form (`prev(1)`, not the comparison
+it stands for; see `headcode.dsl.sugar`). Parentheses are added exactly where the
+grammar's precedence needs them, so printing and parsing again gives the same tree
+(or, for a non-canonical tree, text that prints the same again).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+from headcode.dsl import ir
+from headcode.dsl.sugar import resugar_pattern, resugar_selector
+
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Selector precedence: or < and < not < comparison < atom.
+_OR, _AND, _NOT, _CMP, _ATOM = range(5)
+
+
+def number(x: float) -> str:
+    """A non-negative number in the shortest text that parses back to the same float."""
+    if float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return repr(float(x))
+
+
+def word(w: str) -> str:
+    return w if _BARE_WORD.fullmatch(w) else json.dumps(w, ensure_ascii=False)
+
+
+def show(node) -> str:
+    """Any IR node as one line of DSL text."""
+    if isinstance(node, ir.PATTERN_TYPES):
+        return _pattern(node)
+    if isinstance(node, ir.SELECTOR_TYPES):
+        return _selector(node)[0]
+    if isinstance(node, ir.ScoreTerm):
+        return _term(node, first=True)
+    return _factor(node)
+
+
+# --- patterns --------------------------------------------------------------------
+
+
+@functools.singledispatch
+def _pattern(p) -> str:
+    raise TypeError(f"not a pattern: {p!r}")
+
+
+@_pattern.register
+def _(p: ir.Select) -> str:
+    named = resugar_pattern(p)
+    if named is not None:
+        return named
+    inner = resugar_selector(p.sel) or _selector(p.sel)[0]
+    if p.reduce is ir.Reduce.DECAY:
+        if p.sel == ir.Const(True):
+            return f"decay({number(p.rate)})"
+        return f"decay({inner}, {number(p.rate)})"
+    return f"{p.reduce.value}({inner})"
+
+
+@_pattern.register
+def _(p: ir.Fallback) -> str:
+    return " else ".join(_parens(_pattern(o)) if isinstance(o, ir.Fallback) else _pattern(o) for o in p.options)
+
+
+@_pattern.register
+def _(p: ir.Mix) -> str:
+    return " + ".join(_weighted(t) for t in p.terms)
+
+
+def _weighted(t: ir.Weighted) -> str:
+    body = _pattern(t.pattern)
+    if isinstance(t.pattern, (ir.Fallback, ir.Mix)):
+        body = _parens(body)
+    return f"{number(t.weight)}*{body}"
+
+
+@_pattern.register
+def _(p: ir.Score) -> str:
+    return f"softmax({_terms(p.terms, ' ')})"
+
+
+def _terms(terms, gap: str) -> str:
+    out = []
+    for k, t in enumerate(terms):
+        text = _term(t, first=(k == 0))
+        out.append(text if k == 0 else f"{gap}{text}")
+    return "".join(out)
+
+
+def _term(t: ir.ScoreTerm, first: bool) -> str:
+    sign = "-" if t.weight < 0 else "+"
+    magnitude = abs(t.weight)
+    factors = [_factor(f) for f in t.factors]
+    if not factors:
+        body = number(magnitude)
+    elif magnitude == 1:
+        body = "*".join(factors)
+    else:
+        body = "*".join([number(magnitude)] + factors)
+    if first:
+        return f"-{body}" if sign == "-" else body
+    return f"{sign} {body}"
+
+
+def _factor(f) -> str:
+    if isinstance(f, ir.Dist):
+        return f.kind.value
+    if isinstance(f, ir.Table):
+        entries = ", ".join(f"{word(w)}: {'-' if v < 0 else ''}{number(abs(v))}" for w, v in f.entries)
+        return f"{f.side.value}.word{{{entries}}}"
+    text, level = _selector(f)
+    return text if level == _ATOM else _parens(text)
+
+
+# --- selectors -------------------------------------------------------------------
+
+
+def _selector(sel: ir.Selector) -> tuple[str, int]:
+    """Text of a selector and its precedence level."""
+    named = resugar_selector(sel)
+    if named is not None:
+        return named, _ATOM
+    if isinstance(sel, ir.Const):
+        return ("true" if sel.value else "false"), _ATOM
+    if isinstance(sel, ir.Cls):
+        return f"{sel.side.value}.{sel.cls.value}", _ATOM
+    if isinstance(sel, ir.Words):
+        return f"{sel.side.value}.word{{{', '.join(word(w) for w in sel.words)}}}", _ATOM
+    if isinstance(sel, ir.Cmp):
+        return _cmp(sel), _CMP
+    if isinstance(sel, ir.Not):
+        return f"not {_at_least(sel.arg, _NOT)}", _NOT
+    if isinstance(sel, ir.And):
+        return " and ".join(_at_least(a, _AND + 1) for a in sel.args), _AND
+    return " or ".join(_at_least(a, _OR + 1) for a in sel.args), _OR
+
+
+def _at_least(sel: ir.Selector, level: int) -> str:
+    text, own = _selector(sel)
+    return text if own >= level else _parens(text)
+
+
+def _cmp(c: ir.Cmp) -> str:
+    left = f"{c.side.value}.{c.feature.value}"
+    if c.other is None:
+        return f"{left} {c.op.value} {'-' if c.offset < 0 else ''}{abs(c.offset)}"
+    right = f"query.{c.other.value}"
+    if c.offset:
+        right += f" {'-' if c.offset < 0 else '+'} {abs(c.offset)}"
+    return f"{left} {c.op.value} {right}"
+
+
+def _parens(text: str) -> str:
+    return f"({text})"
+
+
+# --- pretty printing -------------------------------------------------------------
+
+
+def pretty(p: ir.Pattern, indent: int = 0, width: int = 88) -> str:
+    """One line if it fits, else the top-level alternatives or terms one per line."""
+    line = show(p)
+    if indent + len(line) <= width:
+        return line
+    pad = " " * (indent + 2)
+    if isinstance(p, ir.Fallback):
+        parts = [_parens(_pattern(o)) if isinstance(o, ir.Fallback) else _pattern(o) for o in p.options]
+        return f"\n{pad}else ".join(parts)
+    if isinstance(p, ir.Mix):
+        return f"\n{pad}+ ".join(_weighted(t) for t in p.terms)
+    if isinstance(p, ir.Score):
+        return f"softmax(\n{pad}  " + _terms(p.terms, f"\n{pad}") + f"\n{' ' * indent})"
+    return line

@@ -238,8 +238,8 @@ class _Checker:
         out: dict[str, float | None] = {}
         for entry in node.entries:
             word = normalise(entry.word)
-            if word in out:
-                self.fail(entry, f"word {word!r} appears twice in this table")
+            if word in out and entry.weight is not None:
+                self.fail(entry, f"word {word!r} appears twice in this table (words are compared lower-cased)")
             if entry.weight is not None and abs(entry.weight) > MAX_WEIGHT:
                 self.fail(entry, f"weight out of range (|weight| <= {MAX_WEIGHT:g})")
             out[word] = entry.weight
@@ -365,15 +365,3 @@ class _Checker:
             return None
         return self.selector(node)
 
-
-def check_all(nodes: Iterable[tuple[str, s.Node]], source: str = "") -> dict[str, ir.Pattern]:
-    """Check the definitions of a program file, reporting problems of all of them."""
-    out, diagnostics = {}, []
-    for name, node in nodes:
-        try:
-            out[name] = check(node, source)
-        except DslError as err:
-            diagnostics.extend(err.diagnostics)
-    if diagnostics:
-        raise DslError(diagnostics, source)
-    return out

@@ -1,0 +1,148 @@
+"""Hypothesis strategies for attention programs and token tables.
+
+Use them to property-test your own programs and tools:
+
+    from hypothesis import given
+    from headcode import testing
+    from headcode.compiler import reference_evaluate
+
+    @given(testing.programs(), testing.token_tables())
+    def test_rows_sum_to_one(program, table):
+        m = reference_evaluate(program, table)
+        assert abs(m.sum(axis=1) - 1).max() < 1e-9
+
+Strategies:
+
+* `selectors()`: conditions using every atom (comparisons of each feature kind,
+  classes of both sides, word sets, true/false) under and/or/not;
+* `patterns()`: every pattern construct (uniform, nearest, earliest, decay,
+  fallbacks, mixtures, softmax with conditions, distances and word tables), as
+  core IR that the checker could have produced;
+* `programs()`: patterns within the language's size and depth limits;
+* `program_texts()`: the same, printed as DSL text;
+* `token_tables()`: random sequences of words (including punctuation, quotes,
+  line breaks, capitals, digits and closed-class words) as `TokenTable`s.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from headcode.dsl import ir
+from headcode.dsl.features import MAX_DEPTH, MAX_NODES, CmpOp, Distance, Feature, Side, TokenClass
+from headcode.dsl.printer import show
+
+# Small vocabulary so that word sets and same-token conditions actually match.
+WORDS = (
+    "the", "a", "cat", "dog", "sat", "on", "mat", "and", "she", "he", "ran", "big", "red",
+    "ball", "was", "happy", "Lily", "Tom", "Spot", "it", "to", "3", "42", ",", ".", "!", "?",
+    '"', "'", "\n", "don't", "The", "Cat",
+)
+TABLE_WORDS = ("the", "a", "cat", "and", "she", ",", ".", '"', "\n", "don't", "x y", "ran", "3")
+
+_ORDINAL = (Feature.POS, Feature.WORD, Feature.SENT)
+_TOKEN = (Feature.TOK, Feature.PREV_TOK)
+_small_weights = st.integers(0, 400).map(lambda u: u / 100)
+_signed_weights = st.integers(-500, 500).map(lambda u: u / 100)
+
+
+def comparisons() -> st.SearchStrategy[ir.Cmp]:
+    ops = st.sampled_from(list(CmpOp))
+    key_query = st.builds(
+        lambda f, op, c: ir.Cmp(Side.KEY, f, op, f, c),
+        st.sampled_from(_ORDINAL), ops, st.integers(-6, 2),
+    )
+    constant = st.builds(
+        lambda side, f, op, c: ir.Cmp(side, f, op, None, c),
+        st.sampled_from(list(Side)), st.sampled_from(_ORDINAL), ops, st.integers(-1, 8),
+    )
+    tokens = st.builds(
+        lambda f, g, op: ir.Cmp(Side.KEY, f, op, g, 0),
+        st.sampled_from(_TOKEN), st.sampled_from(_TOKEN), st.sampled_from([CmpOp.EQ, CmpOp.NE]),
+    )
+    return st.one_of(key_query, constant, tokens)
+
+
+def _atoms() -> st.SearchStrategy[ir.Selector]:
+    return st.one_of(
+        comparisons(),
+        st.builds(ir.Cls, st.sampled_from(list(Side)), st.sampled_from(list(TokenClass))),
+        st.builds(
+            lambda side, ws: ir.Words(side, tuple(sorted(ws))),
+            st.sampled_from(list(Side)), st.sets(st.sampled_from(TABLE_WORDS), min_size=1, max_size=4),
+        ),
+        st.builds(ir.Const, st.booleans()),
+    )
+
+
+def selectors(max_leaves: int = 6) -> st.SearchStrategy[ir.Selector]:
+    return st.recursive(
+        _atoms(),
+        lambda inner: st.one_of(
+            st.builds(ir.Not, inner),
+            st.builds(lambda xs: ir.And(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
+            st.builds(lambda xs: ir.Or(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def _selects() -> st.SearchStrategy[ir.Select]:
+    plain = st.builds(
+        ir.Select, selectors(), st.sampled_from([ir.Reduce.UNIFORM, ir.Reduce.NEAREST, ir.Reduce.EARLIEST])
+    )
+    decays = st.builds(
+        lambda sel, r: ir.Select(sel, ir.Reduce.DECAY, r), selectors(), st.integers(1, 100).map(lambda u: u / 100)
+    )
+    return st.one_of(plain, decays)
+
+
+def _tables() -> st.SearchStrategy[ir.Table]:
+    return st.builds(
+        lambda side, entries: ir.Table(side, tuple(sorted(entries.items()))),
+        st.sampled_from(list(Side)),
+        st.dictionaries(st.sampled_from(TABLE_WORDS), _signed_weights, min_size=1, max_size=4),
+    )
+
+
+def _factors() -> st.SearchStrategy[ir.Factor]:
+    return st.one_of(selectors(max_leaves=3), st.builds(ir.Dist, st.sampled_from(list(Distance))), _tables())
+
+
+def scores() -> st.SearchStrategy[ir.Score]:
+    term = st.builds(lambda w, fs: ir.ScoreTerm(w, tuple(fs)), _signed_weights, st.lists(_factors(), max_size=3))
+    return st.builds(lambda ts: ir.Score(tuple(ts)), st.lists(term, min_size=1, max_size=4))
+
+
+def _mixtures(inner) -> st.SearchStrategy[ir.Mix]:
+    weighted = st.builds(ir.Weighted, _small_weights, inner)
+    return st.lists(weighted, min_size=1, max_size=4).filter(lambda ts: sum(t.weight for t in ts) > 0).map(
+        lambda ts: ir.Mix(tuple(ts))
+    )
+
+
+def patterns(max_leaves: int = 5) -> st.SearchStrategy[ir.Pattern]:
+    return st.recursive(
+        st.one_of(_selects(), scores()),
+        lambda inner: st.one_of(
+            st.builds(lambda xs: ir.Fallback(tuple(xs)), st.lists(inner, min_size=2, max_size=3)),
+            _mixtures(inner),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def programs() -> st.SearchStrategy[ir.Pattern]:
+    """Patterns within the language's limits (what `headcode.dsl.parse` accepts)."""
+    return patterns().filter(lambda p: ir.size(p) <= MAX_NODES and ir.depth(p) <= MAX_DEPTH)
+
+
+def program_texts() -> st.SearchStrategy[str]:
+    return programs().map(show)
+
+
+def token_tables(min_size: int = 1, max_size: int = 24):
+    """Random `TokenTable`s of min_size..max_size words drawn from WORDS."""
+    from headcode.compiler.tokens import TokenTable
+
+    return st.lists(st.sampled_from(WORDS), min_size=min_size, max_size=max_size).map(TokenTable.from_words)

@@ -1,0 +1,256 @@
+"""The language: parsing, checking, canonical form and printing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from headcode import dsl, testing
+from headcode.dsl import ir
+from headcode.dsl.canon import canonical
+from headcode.dsl.features import CmpOp, Feature, Side, TokenClass
+from headcode.dsl.printer import show
+
+BOS = ir.Select(ir.Cmp(Side.KEY, Feature.POS, CmpOp.EQ, None, 0), ir.Reduce.UNIFORM)
+
+
+def prev(n: int) -> ir.Select:
+    return ir.Select(ir.Cmp(Side.KEY, Feature.POS, CmpOp.EQ, Feature.POS, -n), ir.Reduce.UNIFORM)
+
+
+# --- the texts the issue names must parse and mean what they say -------------------
+
+
+def test_required_texts_parse_to_their_core_meaning():
+    assert dsl.parse("prev(1)") == prev(1)
+    assert dsl.parse("self") == prev(0)
+    assert dsl.parse("bos") == BOS
+    assert dsl.parse("uniform") == ir.Select(ir.Const(True), ir.Reduce.UNIFORM)
+    assert dsl.parse("0.7*prev(1) + 0.3*bos") == ir.Mix((ir.Weighted(0.7, prev(1)), ir.Weighted(0.3, BOS)))
+    last_punct = ir.Select(ir.Cls(Side.KEY, TokenClass.PUNCT), ir.Reduce.NEAREST)
+    assert dsl.parse("last(punct) else bos") == ir.Fallback((last_punct, BOS))
+    same = ir.And((
+        ir.Cmp(Side.KEY, Feature.POS, CmpOp.LE, Feature.POS, -1),
+        ir.Cmp(Side.KEY, Feature.TOK, CmpOp.EQ, Feature.TOK, 0),
+    ))
+    assert dsl.parse("same_token else bos") == ir.Fallback((ir.Select(same, ir.Reduce.UNIFORM), BOS))
+    induction = ir.Cmp(Side.KEY, Feature.PREV_TOK, CmpOp.EQ, Feature.TOK, 0)
+    assert dsl.parse("induction else bos") == ir.Fallback((ir.Select(induction, ir.Reduce.UNIFORM), BOS))
+
+
+def test_every_named_construct_parses():
+    texts = [
+        "prev(3)", "self", "bos", "uniform", "window(4)", "same_token", "same_word", "same_sent",
+        "word_start", "sent_start", "induction", "decay(0.5)", "decay(key.punct, 0.8)",
+        "uniform(key.cap)", "nearest(key.quote)", "earliest(key.digit)",
+        "last(punct)", "last(comma)", "last(sent_end)", "last(quote)", "last(newline)", "last(cap)",
+        "last(digit)", "last(closed)", "first(word_initial)",
+        "softmax(4.0*bos + 1.2*key.punct - 0.7*log_dist + 2.0*same_token)",
+        "softmax(key.word{the: 1.2, and: 0.9, \",\": 0.7} + 0.5*dist)",
+        "softmax(query.word{she: 2}*key.cap)",
+        "uniform(key.word{the, and, \",\"})",
+        "0.5*softmax(bos + key.punct) + 0.5*(last(punct) else bos)",
+    ]
+    for text in texts:
+        p = dsl.parse(text)
+        assert dsl.parse(show(p)) == p, text
+
+
+# --- canonical form ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("0.7*prev(1) + 0.3*bos", "0.3*bos + 0.7*prev(1)"),  # reordered terms
+        ("0.5*bos + 0.2*prev(1) + 0.3*bos", "0.8*bos + 0.2*prev(1)"),  # duplicate terms
+        ("7*prev(1) + 3*bos", "0.7*prev(1) + 0.3*bos"),  # normalised weights
+        ("0.701*prev(1) + 0.299*bos", "0.7*prev(1) + 0.3*bos"),  # the grid
+        ("prev(1)", "uniform(key.pos == query.pos - 1)"),  # sugar vs core
+        ("prev(1)", "nearest(query.pos - 1 == key.pos)"),
+        ("bos", "earliest(true)"),
+        ("self", "nearest(true)"),
+        ("last(punct)", "nearest(key.punct) else bos"),
+        ("uniform(key.punct and key.cap)", "uniform(key.cap and key.punct)"),  # sorted and
+        ("uniform(key.punct and (key.cap and key.comma))", "uniform(key.comma and key.cap and key.punct)"),
+        ("uniform(not not key.punct)", "uniform(key.punct)"),  # double negation
+        ("uniform(key.punct and true)", "uniform(key.punct)"),  # constant folding
+        ("uniform(key.punct or false)", "uniform(key.punct)"),
+        ("uniform(key.punct and key.pos <= query.pos)", "uniform(key.punct)"),  # causality
+        ("key.pos >= query.pos", "self"),
+        ("prev(0)", "self"),
+        ("prev(2) else prev(2)", "prev(2)"),  # P else P
+        ("window(1)", "self"),
+        ("uniform(key.pos > query.pos - 4 and key.pos >= query.pos - 6)", "window(4)"),
+        ("decay(1.0)", "uniform"),
+        ("softmax(1.2*key.punct + 4*bos)", "softmax(4*bos + 1.2*key.punct)"),
+        ("softmax(bos + bos + key.punct)", "softmax(2*bos + key.punct)"),
+        ("softmax(bos + 3 + query.cap)", "softmax(bos)"),  # row-constant terms
+        ("softmax(2*key.word{the: 1, a: 0.5})", "softmax(key.word{a: 1, the: 2})"),
+        ("softmax(key.word{the: 1} + key.word{a: 2})", "softmax(key.word{a: 2, the: 1})"),
+        ("uniform(key.word{The, the, a})", "uniform(key.word{a, the})"),
+    ],
+)
+def test_same_meaning_same_canonical_text_and_id(a, b):
+    assert dsl.canonical_text(a) == dsl.canonical_text(b)
+    assert dsl.program_id(a) == dsl.program_id(b)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("prev(1)", "prev(2)"),
+        ("last(punct)", "first(punct)"),
+        ("0.6*prev(1) + 0.4*bos", "0.7*prev(1) + 0.3*bos"),
+        ("same_token", "induction"),
+        ("softmax(bos)", "softmax(2*bos)"),
+        ("uniform(key.punct)", "uniform(query.punct)"),
+        ("decay(0.5)", "decay(0.6)"),
+    ],
+)
+def test_different_meanings_keep_different_ids(a, b):
+    assert dsl.program_id(a) != dsl.program_id(b)
+
+
+def test_canonical_examples_read_well():
+    assert dsl.canonical_text("0.3*bos + 0.7*prev(1)") == "0.7*prev(1) + 0.3*bos"
+    assert dsl.canonical_text("prev(1)") == "prev(1) else bos"
+    assert (
+        dsl.canonical_text("softmax(4.0*bos + 1.2*key.punct - 0.7*log_dist + 2.0*same_token)")
+        == "softmax(4*bos + 1.2*key.punct - 0.7*log_dist + 2*same_token)"
+    )
+
+
+def test_weights_on_the_grid_sum_exactly_to_one():
+    p = canonical(dsl.parse("bos + self + prev(1)"))
+    units = [round(t.weight * 100) for t in p.terms]
+    assert sum(units) == 100 and sorted(units) == [33, 33, 34]
+
+
+def test_program_id_is_sixteen_hex_digits():
+    pid = dsl.program_id("prev(1)")
+    assert len(pid) == 16 and int(pid, 16) >= 0
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, line, column, fragment",
+    [
+        ("prevv(1)", 1, 1, "unknown pattern 'prevv'; did you mean 'prev'"),
+        ("prev(1, 2)", 1, 1, "prev takes"),
+        ("prev(1.5)", 1, 6, "whole number"),
+        ("prev(5000)", 1, 6, "out of range"),
+        ("0.5*bos - 0.5*self", 1, 11, "non-negative"),
+        ("last(foo)", 1, 6, "token class"),
+        ("key.pos == query.word", 1, 1, "cannot be compared"),
+        ("softmax(bos)\n  + nope", 2, 5, "unknown pattern 'nope'"),
+        ("bos +", 1, 6, "unexpected end of input"),
+        ("bos $", 1, 5, "unexpected character"),
+        ("", 1, 1, "empty program"),
+        ("not " * 40 + "key.punct", 1, 1, "too deep"),
+    ],
+)
+def test_errors_have_positions(text, line, column, fragment):
+    with pytest.raises(dsl.DslError) as info:
+        dsl.parse(text)
+    d = info.value.diagnostics[0]
+    assert (d.line, d.column) == (line, column)
+    assert fragment in d.message
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(dsl.DslError) as info:
+        dsl.parse("bogus + last(pnct) + prev(-1)")
+    assert len(info.value.diagnostics) == 3
+    rendered = info.value.render()
+    assert rendered.count("error:") == 3 and "^" in rendered
+
+
+def test_program_too_large():
+    text = " + ".join(f"0.1*prev({k})" for k in range(60))
+    big = "softmax(" + " + ".join(f"key.word{{w{k}: 1}}*key.punct*key.cap*dist*log_dist" for k in range(60)) + ")"
+    dsl.parse(text)  # 60 terms is fine
+    with pytest.raises(dsl.DslError, match="too large"):
+        dsl.parse(big)
+
+
+def test_table_size_limit():
+    entries = ", ".join(f"w{k}: 1" for k in range(300))
+    with pytest.raises(dsl.DslError, match="word table too large"):
+        dsl.parse(f"softmax(key.word{{{entries}}})")
+
+
+# --- program files -------------------------------------------------------------------
+
+
+def test_program_file_with_comments_round_trips_through_fmt():
+    text = (
+        "# My heads.\n\n"
+        "# Looks back one token.\n"
+        "prev_token = prev(1)\n\n"
+        "L3.H7 = 0.3*bos +\n    0.7*prev(1)  # trailing comments are dropped\n"
+    )
+    programs = dsl.parse_programs(text, "heads.hc")
+    assert [p.name for p in programs] == ["prev_token", "L3.H7"]
+    assert programs[0].comments == ("# Looks back one token.",)
+    formatted = dsl.format_programs(programs, ("# My heads.",))
+    assert formatted == (
+        "# My heads.\n\n# Looks back one token.\nprev_token = prev(1) else bos\n\n"
+        "L3.H7 = 0.7*prev(1) + 0.3*bos\n"
+    )
+    again = dsl.parse_programs(formatted)
+    assert dsl.format_programs(again, ("# My heads.",)) == formatted
+
+
+def test_duplicate_names_in_a_file_are_errors():
+    with pytest.raises(dsl.DslError) as info:
+        dsl.parse_programs("a = bos\nb = self\na = prev(1)\n", "x.hc")
+    d = info.value.diagnostics[0]
+    assert (d.line, d.column) == (3, 1) and "already defined on line 1" in d.message
+
+
+# --- properties ----------------------------------------------------------------------
+
+PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPS
+@given(testing.programs())
+def test_canonicalise_is_idempotent(p):
+    once = canonical(p)
+    assert canonical(once) == once
+    assert show(canonical(dsl.parse(show(once)))) == show(once)
+
+
+@PROPS
+@given(testing.programs())
+def test_print_parse_print_is_stable(p):
+    text = show(p)
+    assert show(dsl.parse(text)) == text
+
+
+@PROPS
+@given(testing.programs())
+def test_permuting_mixture_terms_changes_nothing(p):
+    if isinstance(p, ir.Mix):
+        reordered = ir.Mix(tuple(reversed(p.terms)))
+        assert dsl.canonical_text(reordered) == dsl.canonical_text(p)
+
+
+_GRAMMAR_PIECES = st.sampled_from([
+    "prev", "(", ")", "1", "0.5", "*", "+", "-", "else", "and", "or", "not", "key", ".", "pos", "==",
+    "query", "{", "}", ",", ":", '"', "softmax", "bos", "x", " ", "\n", "#", "1e9", "==", "punct", "word",
+])
+
+
+@PROPS
+@given(st.one_of(st.text(max_size=60), st.lists(_GRAMMAR_PIECES, max_size=30).map("".join)))
+def test_parser_only_raises_its_own_error_with_a_position(text):
+    try:
+        dsl.parse(text)
+    except dsl.DslError as err:
+        assert all(d.line >= 1 and d.column >= 1 for d in err.diagnostics)
+        assert err.render()

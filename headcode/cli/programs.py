@@ -1,0 +1,119 @@
+"""Commands for writing programs by hand: check, fmt, canon, show."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+from headcode import dsl
+from headcode.errors import UserError
+from headcode.fileio import read_text, write_text
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("check", help="check program files; report every problem with its position")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_check)
+
+    p = subparsers.add_parser("fmt", help="print a program file in canonical, pretty form")
+    p.add_argument("file", metavar="FILE")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 if the file is not canonical; print nothing else")
+    mode.add_argument("-w", "--write", action="store_true", help="rewrite the file in place (atomically)")
+    p.set_defaults(func=cmd_fmt)
+
+    p = subparsers.add_parser("canon", help="print a program's canonical text and id")
+    p.add_argument("program", metavar="PROGRAM", help="program text, e.g. '0.3*bos + 0.7*prev(1)'")
+    p.add_argument("--json", action="store_true", help='print {"canonical": ..., "id": ...}')
+    p.set_defaults(func=cmd_canon)
+
+    p = subparsers.add_parser("show", help="show a program's attention matrix on a sentence")
+    p.add_argument("program", metavar="PROGRAM")
+    p.add_argument("--text", required=True, metavar="SENTENCE", help="the sentence (split into words and punctuation)")
+    p.add_argument("--png", metavar="OUT.png", help="also write a PNG heatmap")
+    p.set_defaults(func=cmd_show)
+
+
+def read_source(path: str) -> str:
+    try:
+        return read_text(path)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (bad byte at offset {err.start})") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def cmd_check(args) -> int:
+    failed = False
+    for path in args.files:
+        try:
+            programs = dsl.parse_programs(read_source(path), path)
+        except UserError as err:
+            print(f"headcode: error: {err}", file=sys.stderr)
+            failed = True
+            continue
+        except dsl.DslError as err:
+            print(err.render(), file=sys.stderr)
+            failed = True
+            continue
+        print(f"{path}: {len(programs)} program(s) ok")
+    return 1 if failed else 0
+
+
+def cmd_fmt(args) -> int:
+    source = read_source(args.file)
+    programs = dsl.parse_programs(source, args.file)
+    formatted = dsl.format_programs(programs, dsl.files.header(source))
+    if args.check:
+        if formatted != source:
+            print(f"{args.file}: not in canonical form (run: headcode fmt --write {args.file})", file=sys.stderr)
+            return 1
+        return 0
+    if args.write:
+        if formatted != source:
+            write_text(args.file, formatted)
+        return 0
+    sys.stdout.write(formatted)
+    return 0
+
+
+def cmd_canon(args) -> int:
+    pattern = dsl.parse(args.program)
+    text, pid = dsl.canonical_text(pattern), dsl.program_id(pattern)
+    if args.json:
+        print(json.dumps({"canonical": text, "id": pid}))
+    else:
+        print(text)
+        print(f"id: {pid}")
+    return 0
+
+
+_WORDS = re.compile(r"\n|[^\W_]+(?:'[^\W_]+)*|[^\w\s]|_", re.UNICODE)
+
+
+def split_words(text: str) -> list[str]:
+    """Words, punctuation marks and line breaks, in order (the `show` tokenizer)."""
+    return _WORDS.findall(text)
+
+
+def cmd_show(args) -> int:
+    from headcode.compiler import compile_program
+    from headcode.compiler.tokens import TokenTable
+    from headcode.plots import png_heatmap, terminal_heatmap
+
+    pattern = dsl.parse(args.program)
+    words = split_words(args.text)
+    if not words:
+        raise UserError("--text is empty: give a sentence to show the program on")
+    table = TokenTable.from_words(words)
+    matrix = compile_program(dsl.canonical(pattern)).evaluate(table)
+    print(dsl.canonical_text(pattern))
+    print(terminal_heatmap(matrix, words))
+    if args.png:
+        try:
+            png_heatmap(matrix, words, dsl.canonical_text(pattern), args.png)
+        except OSError as err:
+            raise UserError(f"{args.png}: cannot write: {err.strerror or err}") from None
+        print(f"wrote {args.png}")
+    return 0

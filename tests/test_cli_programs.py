@@ -1,0 +1,114 @@
+"""The hand-editing commands: check, fmt, canon, show (and the demo)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from headcode.cli import main
+
+GOOD = "# Two heads.\n\nprevious = prev(1)\nsink = 0.3*self + 0.7*bos\n"
+BAD = "ok = bos\nbad1 = prevv(1)\nbad2 = last(pnct) else bos\nbad3 = 0.5*bos - 0.5*self\n"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_accepts_valid_files(tmp_path, capsys):
+    f = tmp_path / "good.hc"
+    f.write_text(GOOD)
+    code, out, err = run(capsys, "check", str(f))
+    assert code == 0 and err == "" and "2 program(s) ok" in out
+
+
+def test_check_reports_every_problem_with_position_line_and_caret(tmp_path, capsys):
+    f = tmp_path / "bad.hc"
+    f.write_text(BAD)
+    code, out, err = run(capsys, "check", str(f))
+    assert code == 1
+    lines = err.splitlines()
+    errors = [ln for ln in lines if re.match(rf"{re.escape(str(f))}:\d+:\d+: error: ", ln)]
+    assert [e.split(":")[1:3] for e in errors] == [["2", "8"], ["3", "13"], ["4", "18"]]
+    assert "did you mean 'prev'" in errors[0]
+    first = lines.index(errors[0])
+    assert lines[first + 1].strip() == "bad1 = prevv(1)"
+    assert lines[first + 2].index("^") == lines[first + 1].index("prevv")
+
+
+def test_check_many_files_exit_one_if_any_is_bad(tmp_path, capsys):
+    good, bad = tmp_path / "g.hc", tmp_path / "b.hc"
+    good.write_text(GOOD)
+    bad.write_text(BAD)
+    code, out, err = run(capsys, "check", str(good), str(bad))
+    assert code == 1 and "g.hc: 2 program(s) ok" in out and "b.hc:2:8" in err
+
+
+def test_unreadable_and_non_utf8_files_give_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "check", str(tmp_path / "missing.hc"))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "missing.hc" in err
+    f = tmp_path / "latin1.hc"
+    f.write_bytes(b"a = bos # caf\xe9\n")
+    code, _, err = run(capsys, "check", str(f))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "not UTF-8" in err
+
+
+def test_fmt_prints_canonical_and_check_mode(tmp_path, capsys):
+    f = tmp_path / "p.hc"
+    f.write_text(GOOD)
+    code, out, _ = run(capsys, "fmt", str(f))
+    assert code == 0
+    assert out == "# Two heads.\n\nprevious = prev(1) else bos\n\nsink = 0.7*bos + 0.3*self\n"
+    code, _, err = run(capsys, "fmt", "--check", str(f))
+    assert code == 1 and "not in canonical form" in err
+    code, _, _ = run(capsys, "fmt", "--write", str(f))
+    assert code == 0 and f.read_text() == out
+    code, _, _ = run(capsys, "fmt", "--check", str(f))
+    assert code == 0
+
+
+def test_canon_text_and_json(capsys):
+    code, out, _ = run(capsys, "canon", "0.3*bos + 0.7*prev(1)")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "0.7*prev(1) + 0.3*bos" and re.fullmatch(r"id: [0-9a-f]{16}", lines[1])
+    code, out, _ = run(capsys, "canon", "--json", "0.7*prev(1) + 0.3*bos")
+    data = json.loads(out)
+    assert data["canonical"] == "0.7*prev(1) + 0.3*bos" and data["id"] == lines[1][4:]
+
+
+def test_canon_bad_program_is_an_error_not_a_traceback(capsys):
+    code, out, err = run(capsys, "canon", "0.5*bos +")
+    assert code == 1 and out == "" and "<program>:1:10: error: unexpected end of input" in err
+    assert "Traceback" not in err
+
+
+def test_show_prints_a_heatmap_and_writes_a_png(tmp_path, capsys):
+    png = tmp_path / "m.png"
+    code, out, _ = run(capsys, "show", "last(punct) else bos", "--text", "Tom ran. Then he sat, happy.", "--png", str(png))
+    assert code == 0 and "last(punct) else bos" in out and "ran" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_show_rejects_empty_text(capsys):
+    code, _, err = run(capsys, "show", "bos", "--text", "   ")
+    assert code != 0 and "empty" in err and len(err.strip().splitlines()) == 1
+
+
+def test_entry_point_runs_as_a_module():
+    done = subprocess.run(
+        [sys.executable, "-m", "headcode", "canon", "--json", "bos"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["canonical"] == "bos"
+
+
+@pytest.mark.slow
+def test_demo_runs(capsys):
+    code, out, _ = run(capsys, "demo")
+    assert code == 0 and "latest_punct = last(punct) else bos" in out and out.count("[id ") >= 8

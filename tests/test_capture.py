@@ -1,0 +1,181 @@
+"""The attention store and `headcode capture`: exact matrices, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from headcode import cli
+from headcode.errors import UserError
+from headcode.loaders.corpora import open_corpus, sequences
+from headcode.loaders.models import EMBEDDED, build_tiny_model, load_model
+from headcode.synth.capture import Capture, capture, check_target
+
+TEXT = (
+    "Tom saw a big dog. The dog ran to Tom, and Tom said: \"Hello, dog!\"\n\n"
+    "Lily had a red ball. She liked to play with it in the park every day. "
+    "One day the ball rolled away. Lily was sad, but her friend found it.\n"
+)
+
+
+@pytest.fixture
+def run(monkeypatch):
+    """`headcode ...` with only this module's commands (others may not exist yet)."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("headcode.cli.capture",))
+    return lambda *argv: cli.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def tiny(request, tmp_path_factory):
+    return load_model(str(build_tiny_model(request.param, tmp_path_factory.mktemp(request.param))))
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def reference(loaded, ids) -> np.ndarray:
+    """What the issue defines as the truth: model(..., output_attentions=True)."""
+    with torch.no_grad():
+        out = loaded.model(torch.tensor([list(ids)]), output_attentions=True)
+    return torch.stack([a[0] for a in out.attentions]).numpy()
+
+
+def capture_file(loaded, path, out, max_len=16, **kw):
+    seqs = sequences(open_corpus(str(path)), loaded.tokenizer, max_len, add_special_tokens=loaded.add_special_tokens)
+    return capture(loaded, seqs, out, {"corpus": str(path)}, progress=False, **kw)
+
+
+def test_store_holds_exact_attention_and_tables(tiny, corpus_file, tmp_path):
+    out = capture_file(tiny, corpus_file, tmp_path / "cap")
+    stored = Capture.open(out)
+    m = stored.manifest
+    assert (m["layers"], m["heads"], m["dtype"]) == (tiny.n_layers, tiny.n_heads, "float16")
+    assert m["add_special_tokens"] is tiny.add_special_tokens and m["model_type"] == tiny.model.config.model_type
+    assert len(stored) > 3 and m["tokens"] == sum(e["n"] for e in m["sequences"])
+    for i in range(len(stored)):
+        att, table = stored.attention(i), stored.table(i)
+        assert isinstance(att, np.memmap) and att.dtype == np.float16 and not att.flags.writeable
+        assert att.shape == (tiny.n_layers, tiny.n_heads, len(table), len(table)) and len(table) <= 16
+        assert list(table.ids) == tiny.tokenizer(m["sequences"][i]["text"], add_special_tokens=tiny.add_special_tokens,
+                                                 truncation=True, max_length=16)["input_ids"]
+        # float16 keeps 11 bits: probabilities in [0, 1] round by at most 2**-12.
+        np.testing.assert_allclose(att.astype(np.float32), reference(tiny, table.ids), rtol=0, atol=2**-12)
+    if tiny.add_special_tokens:  # Llama: every sequence starts with BOS
+        assert all(stored.table(i).ids[0] == tiny.tokenizer.bos_token_id for i in range(len(stored)))
+
+
+def test_max_seqs_stops_reading_the_corpus(tiny, tmp_path):
+    read = []
+
+    def stream():
+        for seq in sequences(open_corpus(str(tmp_path / "t.txt")), tiny.tokenizer, 12):
+            read.append(seq)
+            yield seq
+
+    (tmp_path / "t.txt").write_text(TEXT * 5, encoding="utf-8")
+    out = capture(tiny, stream(), tmp_path / "cap", {}, limit=3, progress=False)
+    assert len(Capture.open(out)) == 3 and len(read) <= 4
+
+
+def test_failed_capture_leaves_old_capture_and_no_temp_files(tiny, corpus_file, tmp_path):
+    out = capture_file(tiny, corpus_file, tmp_path / "cap")
+    before = json.loads((out / "manifest.json").read_text())
+
+    def broken():
+        yield from sequences(open_corpus(str(corpus_file)), tiny.tokenizer, 8)
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        capture(tiny, broken(), out, {}, progress=False)
+    assert json.loads((out / "manifest.json").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cap", "text.txt"]
+    # A successful capture replaces the old one entirely.
+    capture_file(tiny, corpus_file, out, limit=2)
+    assert len(before["sequences"]) > 2 and len(Capture.open(out)) == 2
+    assert len(list((out / "attn").iterdir())) == len(list((out / "tokens").iterdir())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cap", "text.txt"]
+
+
+def test_targets_that_are_not_captures_are_refused(tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    (tmp_path / "file").write_text("mine")
+    for target, message in ((tmp_path / "busy", "not a headcode capture"), (tmp_path / "file", "is a file")):
+        with pytest.raises(UserError, match=message):
+            check_target(target)
+    check_target(tmp_path / "new")  # fine: does not exist
+    (tmp_path / "empty").mkdir()
+    check_target(tmp_path / "empty")
+
+
+def test_cli_errors_are_one_line(run, tmp_path, capsys, monkeypatch):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert run("capture", "--out", tmp_path / "busy") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a headcode capture" in err
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert run("capture", "--model", "gpt2-not-here", "--corpus", tmp_path / "busy" / "notes.txt",
+               "--out", tmp_path / "new") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("headcode: error: cannot reach model 'gpt2-not-here' (offline or unknown name); "
+                           "use 'smollm2-135m' or a local path")
+    assert run("capture", "--corpus", tmp_path / "missing.txt", "--out", tmp_path / "new") == 2
+    assert "missing.txt: cannot read corpus" in capsys.readouterr().err
+    assert run("heads", tmp_path / "busy") == 2
+    assert "not a headcode capture" in capsys.readouterr().err
+
+
+def test_cli_capture_one_per_line_on_a_local_model(run, tiny, tmp_path, capsys):
+    model_dir = tiny.model.name_or_path
+    lines = tmp_path / "lines.txt"
+    lines.write_text("The dog ran.\n\nTom said hello to the big red dog in the park today.\n", encoding="utf-8")
+    assert run("capture", "--model", model_dir, "--corpus", lines, "--one-per-line", "--max-len", 6,
+               "--out", tmp_path / "cap", "--quiet") == 0
+    assert "captured 2 sequences" in capsys.readouterr().out
+    stored = Capture.open(tmp_path / "cap")
+    assert [e["text"] for e in stored.manifest["sequences"]] == [
+        "The dog ran.", "Tom said hello to the big red dog in the park today."
+    ]
+    assert [e["source"] for e in stored.manifest["sequences"]] == [0, 2]
+    assert stored.manifest["one_per_line"] is True and stored.manifest["max_len"] == 6
+    assert len(stored.table(1)) == 6
+
+
+@pytest.mark.slow
+def test_embedded_model_capture_equals_output_attentions(run, tmp_path, capsys):
+    """The issue's acceptance test, through the CLI, on the real model."""
+    corpus = tmp_path / "text.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    assert run("capture", "--corpus", corpus, "--max-len", 24, "--max-seqs", 3, "--out", tmp_path / "cap") == 0
+    stored = Capture.open(tmp_path / "cap")
+    assert stored.manifest["model"] == EMBEDDED and (stored.layers, stored.heads) == (30, 9)
+    assert stored.manifest["add_special_tokens"] is False
+    loaded = load_model(EMBEDDED)
+    for i in range(len(stored)):
+        table = stored.table(i)
+        expected = reference(loaded, table.ids)
+        got = stored.attention(i).astype(np.float32)
+        # float16 rounding (<= 2**-12) plus CPU matmul results that vary slightly
+        # between processes (memory alignment), amplified through 30 layers.
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-3)
+        assert np.abs(got - expected).mean() < 1e-5
+        assert np.allclose(got.sum(-1), 1.0, atol=0.02) and not np.triu(got, 1).any()
+
+    capsys.readouterr()
+    assert run("heads", tmp_path / "cap", "--json") == 0
+    heads = json.loads(capsys.readouterr().out)
+    assert len(heads) == 270 and {"layer", "head", "entropy", "first_mass", "prev_mass", "self_mass",
+                                  "same_token_mass", "last_punct_mass"} <= set(heads[0])
+    assert run("heads", tmp_path / "cap") == 0
+    grid = capsys.readouterr().out.splitlines()
+    assert len(grid) == 1 + 1 + 30 + 1 and all(len(line) <= 100 for line in grid[:-1])

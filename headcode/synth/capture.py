@@ -39,8 +39,8 @@ VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def record_attention(model, ids) -> np.ndarray:
-    """float32 [layers, heads, n, n]: the softmax probabilities of every head for `ids`."""
+def record_attention(model, ids, dtype=np.float16) -> np.ndarray:
+    """[layers, heads, n, n] of `dtype`: the softmax probabilities of every head for `ids`."""
     import torch
 
     batch = torch.from_numpy(np.array(ids, dtype=np.int64)).unsqueeze(0)  # a copy: table ids are read-only
@@ -48,7 +48,13 @@ def record_attention(model, ids) -> np.ndarray:
         out = model.base_model(batch, output_attentions=True, use_cache=False)
     if not out.attentions or out.attentions[0] is None:
         raise UserError("the model returned no attention probabilities; load it with attn_implementation='eager'")
-    return torch.stack([layer[0] for layer in out.attentions]).float().numpy()
+    # Convert layer by layer with torch (multi-threaded, ~10x faster than numpy's
+    # astype) straight into the result, without a float32 copy of all layers.
+    result = np.empty((len(out.attentions), *out.attentions[0].shape[1:]), dtype=dtype)
+    target = torch.from_numpy(result)
+    for layer, probabilities in enumerate(out.attentions):
+        target[layer] = probabilities[0]
+    return result
 
 
 class CaptureWriter:
@@ -69,7 +75,7 @@ class CaptureWriter:
         if attention.ndim != 4 or attention.shape[2:] != (n, n):
             raise ValueError(f"attention of shape {attention.shape} does not fit a sequence of {n} tokens")
         stem = f"{len(self.entries):06d}"
-        np.save(self.tmp / "attn" / f"{stem}.npy", attention.astype(np.float16))
+        np.save(self.tmp / "attn" / f"{stem}.npy", attention.astype(np.float16, copy=False))
         np.savez(self.tmp / "tokens" / f"{stem}.npz", **table.to_arrays())
         self.entries.append(
             {"n": n, "split": split, "source": source, "text": text,

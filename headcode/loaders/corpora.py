@@ -178,7 +178,7 @@ def _hub_corpus(spec: str) -> Corpus:
     except Exception as err:  # datasets raises many types (ConnectionError, DatasetNotFoundError, ...)
         raise UserError(unreachable) from err
 
-    def documents() -> Iterator[str]:
+    def documents() -> Iterator[list[str]]:
         try:
             for record in stream:
                 text = record.get("text") if isinstance(record, dict) else None

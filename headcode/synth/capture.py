@@ -1,8 +1,9 @@
 """The attention store: every layer's and head's attention for every sequence, on disk.
 
 Layout of a capture directory:
-  manifest.json       what was captured (model, corpus, settings) and one entry per
-                      sequence: its text, split, source, length and file names;
+  manifest.json       what was captured (model, corpus, settings, library versions) and
+                      one entry per sequence: its source text (the sequence is its first
+                      n tokens), split, source (line or story number), n and file names;
   attn/000000.npy     float16 [layers, heads, n, n], row-stochastic and causal, opened
                       with np.load(mmap_mode="r") so a reader touches only what it uses;
   tokens/000000.npz   the sequence's token table (TokenTable.to_arrays(); no pickle).
@@ -127,6 +128,7 @@ def capture(loaded, sequences: Iterable, out: str | os.PathLike, meta: dict, lim
     writer = CaptureWriter(out, {
         "model": loaded.name, "model_type": loaded.model.config.model_type,
         "kv_heads": loaded.n_kv_heads, "add_special_tokens": loaded.add_special_tokens, **meta,
+        "versions": {name: _version(name) for name in ("headcode", "torch", "transformers")},
     })
     bar = tqdm(total=limit, unit="seq", file=sys.stderr, disable=not progress, desc="capture")
     tokens = 0
@@ -144,6 +146,15 @@ def capture(loaded, sequences: Iterable, out: str | os.PathLike, meta: dict, lim
         raise
     finally:
         bar.close()
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,13 @@ def test_missing_local_path_is_one_line_error(tmp_path):
     assert "\n" not in str(err.value) and EMBEDDED in str(err.value)
 
 
+def test_local_path_that_is_not_a_model_is_one_line_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(UserError, match="cannot load a model from it") as err:
+        load_model(str(tmp_path))
+    assert "\n" not in str(err.value) and str(tmp_path) in str(err.value)
+
+
 def test_unreachable_hub_name_is_one_line_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()

@@ -129,10 +129,13 @@ def load_model(name: str) -> LoadedModel:
         model, tokenizer = _load(str(path), local=True)
     elif Path(name).expanduser().exists():
         path = Path(name).expanduser()
-        if path.is_file() and path.suffix == ".gguf":
-            model, tokenizer = _load(str(path.parent), local=True, gguf_file=path.name)
-        else:
-            model, tokenizer = _load(str(path), local=True)
+        try:
+            if path.is_file() and path.suffix == ".gguf":
+                model, tokenizer = _load(str(path.parent), local=True, gguf_file=path.name)
+            else:
+                model, tokenizer = _load(str(path), local=True)
+        except (OSError, ValueError) as err:  # no config, unknown architecture, not a causal LM
+            raise UserError(f"{name}: cannot load a model from it: {_first_line(err)}") from err
     elif name.startswith((".", "/", "~")) or name.endswith(".gguf"):
         raise UserError(f"{name}: no such model file or directory; use '{EMBEDDED}' or an existing local path")
     else:
@@ -196,8 +199,14 @@ def _load_from_hub(name: str):
         raise unreachable
     try:
         return _load(name, local=False)
-    except (OSError, ValueError) as err:
+    except OSError as err:  # transformers words network and missing-repo failures as OSError
         raise unreachable from err
+    except ValueError as err:  # reached, but not something we can run (e.g. not a causal LM)
+        raise UserError(f"cannot load model '{name}': {_first_line(err)}") from err
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _starts_with_bos(tokenizer) -> bool:

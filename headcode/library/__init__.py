@@ -1,1 +1,42 @@
-"""headcode.library (grows with later issues)."""
+"""The program library: canonical programs and the heads of one model they explain,
+as a versioned, content-hashed directory (docs/library-format.md).
+
+    from headcode.library import Library, bundled
+    lib = Library.load("my.lib")          # every check; executes nothing
+    lib[3, 7].program, lib.program_of(3, 7)
+    lib.diff(other), lib.merge(other), dedup(lib, tables)
+
+Modules, one concern each: `identity` (which model), `format` (the schema and the
+bytes), `storage` (atomic directory writes), `library` (the `Library` type), `ops`
+(diff, merge), `dedup` (behavioural deduplication), `stats`, `bundled`. Imports
+only headcode.dsl (and headcode.compiler, lazily, for dedup's default evaluator).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from headcode.library.bundled import available, bundled
+from headcode.library.dedup import dedup
+from headcode.library.errors import LibraryError, MergeConflict
+from headcode.library.format import FORMAT_VERSION, HeadEntry
+from headcode.library.identity import ModelIdentity, fingerprint, identity_of
+from headcode.library.library import Library
+from headcode.library.ops import LibraryDiff, diff, merge
+
+__all__ = [
+    "FORMAT_VERSION", "HeadEntry", "Library", "LibraryDiff", "LibraryError", "MergeConflict", "ModelIdentity",
+    "available", "bundled", "dedup", "diff", "fingerprint", "identity_of", "merge", "verify",
+]
+
+
+def verify(path: str | Path) -> Library:
+    """Load a saved library with every check and confirm it re-saves byte-identically."""
+    from headcode.library import format as fmt
+    from headcode.library.storage import read_dir
+
+    files = read_dir(path, fmt.FILES)
+    lib = Library.from_files(files, str(path))
+    if lib.files() != files:  # decode's strictness should make this unreachable
+        raise LibraryError(f"{path}: does not re-save byte-identically; refusing it")
+    return lib

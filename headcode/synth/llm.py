@@ -1,0 +1,202 @@
+"""The optional LLM proposer: candidate programs for one head from any OpenAI-compatible server.
+
+A conversation per head: the prompt (`headcode.synth.prompt`) asks for N programs;
+the reply is only ever *parsed as DSL text*. If it holds no valid program, the
+checker's messages go back as the next user turn, at most `config.retries` times.
+
+Failure policy (a choice, documented in docs/llm.md): `propose` never raises for
+anything the server does (unreachable, timeout, HTTP errors, malformed bodies,
+empty choices). It returns what it has, with the reason in `error` and in
+`rejected`, so a search over 270 heads survives a flaky server and the caller
+decides how loudly to warn (one line per run is enough). Configuration mistakes
+(no model, no key) are `UserError`s from `LLMConfig.from_env`, before any call.
+
+Every well-formed reply is cached on disk under the SHA-256 of the request
+(model and messages; not the base URL, so the same model behind another address
+reuses it). Replies whose programs did not check are cached too: the follow-up
+turn depends on them, and replaying the whole conversation is what makes a rerun
+reproducible. Server errors are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from headcode import dsl, fileio
+from headcode.dsl import ir
+from headcode.errors import UserError
+from headcode.synth.prompt import HeadSummary, build_messages, feedback, read_reply
+
+__all__ = ["HeadSummary", "LLMConfig", "ProposalResult", "build_messages", "propose", "request_key"]
+
+CACHE_FORMAT = 1  # bump when the cached file's layout changes; old files are then misses
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    base_url: str | None  # None: the openai client's default (api.openai.com)
+    model: str
+    api_key: str | None
+    timeout_s: float = 60.0  # per request (connect, each read, write)
+    retries: int = 2  # follow-up rounds after a reply with no valid program
+    candidates: int = 3  # programs asked for per head
+    cache_dir: Path | None = None  # None: no cache
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
+                 **kw) -> LLMConfig:
+        """Flags win, then OPENAI_BASE_URL / OPENAI_API_KEY / HEADCODE_LLM_MODEL (then OPENAI_MODEL)."""
+        env = os.environ
+        base_url = base_url or env.get("OPENAI_BASE_URL") or None
+        model = model or env.get("HEADCODE_LLM_MODEL") or env.get("OPENAI_MODEL")
+        api_key = api_key or env.get("OPENAI_API_KEY")
+        if not model:
+            raise UserError("the LLM proposer needs a model: pass --llm-model or set HEADCODE_LLM_MODEL")
+        if not api_key:
+            # Local servers usually accept any key; the client insists on one.
+            raise UserError("the LLM proposer needs an API key: pass --llm-api-key or set OPENAI_API_KEY "
+                            "(any text for a local server that ignores it)")
+        if kw.get("cache_dir") is None:
+            kw["cache_dir"] = default_cache_dir()
+        return cls(base_url=base_url, model=model, api_key=api_key, **kw)
+
+
+def default_cache_dir() -> Path:
+    """$HEADCODE_CACHE/llm, else the user's cache directory /headcode/llm."""
+    root = os.environ.get("HEADCODE_CACHE")
+    if root:
+        return Path(root).expanduser() / "llm"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("headcode")) / "llm"
+
+
+@dataclass
+class ProposalResult:
+    programs: list[ir.Pattern] = field(default_factory=list)  # canonical, unique by dsl.program_id
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (candidate text, reason)
+    calls: int = 0  # HTTP requests made (cache hits excluded)
+    cached: bool = False  # every reply came from the cache
+    error: str | None = None  # one line when the server failed; the caller warns with it
+
+
+class ServerError(Exception):
+    """Anything wrong with the server's answer, as one line."""
+
+
+def request_key(model: str, messages: list[dict]) -> str:
+    """The cache key: SHA-256 of the canonical JSON of the request."""
+    blob = json.dumps({"model": model, "messages": messages}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _cache_get(config: LLMConfig, key: str) -> str | None:
+    if config.cache_dir is None:
+        return None
+    try:
+        entry = json.loads(fileio.read_text(config.cache_dir / f"{key}.json"))
+    except (OSError, ValueError):
+        return None  # absent or damaged: ask the server again
+    if isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT and isinstance(entry.get("content"), str):
+        return entry["content"]
+    return None
+
+
+def _cache_put(config: LLMConfig, key: str, messages: list[dict], content: str) -> None:
+    if config.cache_dir is None:
+        return
+    entry = {"format": CACHE_FORMAT, "model": config.model, "messages": messages, "content": content}
+    try:
+        fileio.write_text(config.cache_dir / f"{key}.json", json.dumps(entry, ensure_ascii=False, indent=1))
+    except OSError:
+        pass  # a read-only cache costs reruns, not correctness
+
+
+def _content(body: str) -> str:
+    """The assistant text of a chat-completion body, validated by hand.
+
+    The client's own parsing is lenient (a non-JSON body comes back as a string,
+    a JSON error as a bare ValueError), so we read the raw body ourselves.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ServerError(f"reply is not JSON: {body[:80]!r}") from None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise ServerError("reply has no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise ServerError("reply has no message content")
+    return content
+
+
+def _ask(client, config: LLMConfig, messages: list[dict]) -> str:
+    import openai
+
+    try:
+        raw = client.chat.completions.with_raw_response.create(model=config.model, messages=messages)
+        return _content(raw.text)
+    except openai.APITimeoutError:
+        raise ServerError(f"no reply within {config.timeout_s:g} s") from None
+    except openai.APIConnectionError as err:
+        raise ServerError(f"cannot reach {config.base_url or 'the default OpenAI server'}: {err}") from None
+    except openai.APIStatusError as err:
+        raise ServerError(f"HTTP {err.status_code}: {str(err)[:160]}") from None
+    except openai.OpenAIError as err:
+        raise ServerError(f"{type(err).__name__}: {str(err)[:160]}") from None
+
+
+def _client(config: LLMConfig):
+    import openai  # imported here: the offline search path never needs it
+
+    # max_retries=0: our retries are conversational (checker feedback); a dead
+    # server should cost one timeout per head, not three.
+    return openai.OpenAI(base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s,
+                         max_retries=0)
+
+
+def propose(summary: HeadSummary, config: LLMConfig) -> ProposalResult:
+    """Candidate programs for one head; never raises for server failures (see the module doc)."""
+    messages = build_messages(summary, config.candidates)
+    result = ProposalResult()
+    seen: set[str] = set()
+    client = None
+    try:
+        for _ in range(1 + max(config.retries, 0)):
+            key = request_key(config.model, messages)
+            content = _cache_get(config, key)
+            if content is None:
+                client = client or _client(config)
+                result.calls += 1
+                try:
+                    content = _ask(client, config, messages)
+                except ServerError as err:
+                    result.error = str(err)
+                    result.rejected.append(("", f"server: {err}"))
+                    break
+                _cache_put(config, key, messages, content)
+            # Read a bounded number of candidates: a runaway reply cannot make us parse forever.
+            reading = read_reply(content, limit=4 * max(config.candidates, 1))
+            result.rejected += reading.rejected
+            for program in reading.programs:
+                pid = dsl.program_id(program)
+                if pid not in seen:
+                    seen.add(pid)
+                    result.programs.append(program)
+            if reading.programs:
+                break
+            messages = [*messages, {"role": "assistant", "content": content},
+                        {"role": "user", "content": feedback(reading, config.candidates)}]
+    finally:
+        if client is not None:
+            client.close()
+    result.cached = result.calls == 0 and result.error is None
+    return result
+

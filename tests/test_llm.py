@@ -1,0 +1,275 @@
+"""The LLM proposer against a real chat-completions server on 127.0.0.1.
+
+The server is `http.server` in a thread with a scripted queue of replies; the real
+`openai` client talks to it over HTTP. Nothing here reaches the internet.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from headcode import dsl
+from headcode.errors import UserError
+from headcode.synth import prompt
+from headcode.synth.llm import LLMConfig, propose, request_key
+from headcode.synth.prompt import HeadSummary, build_messages, extract_candidates
+
+SUMMARY = HeadSummary(
+    layer=3, head=1,
+    profile={"entropy": 1.2, "first_mass": 0.55, "prev_mass": 0.3, "self_mass": 0.05},
+    top_pairs=(("dog", "The", 0.41), (".", "The", 0.38)),
+    examples=("query 'dog' -> 'The'(0.41) 'big'(0.22)",),
+)
+
+
+def completion(content: str) -> dict:
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000, "model": "test-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
+
+
+class Script:
+    """Replies to serve in order, and the requests received.
+
+    Each reply is (status, body) with body a dict (sent as JSON) or raw bytes, or
+    ("sleep", seconds) to stall before answering.
+    """
+
+    def __init__(self):
+        self.replies: list = []
+        self.requests: list[dict] = []
+        self.release = threading.Event()  # set at teardown so stalled handlers end
+
+    def say(self, *contents: str) -> None:
+        self.replies += [(200, completion(c)) for c in contents]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    script: Script
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        script = self.server.script
+        script.requests.append({"path": self.path, "json": json.loads(body)})
+        status, payload = script.replies.pop(0) if script.replies else (500, {"error": {"message": "no script"}})
+        if status == "sleep":
+            script.release.wait(payload)
+            status, payload = 200, completion("prev(1)")
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (timeout test)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.script = Script()
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    httpd.script.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield httpd.script
+    httpd.script.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def config(script: Script, tmp_path: Path, **kw) -> LLMConfig:
+    kw.setdefault("cache_dir", tmp_path / "cache")
+    kw.setdefault("timeout_s", 5.0)
+    kw.setdefault("base_url", script.url)
+    return LLMConfig(model="test-model", api_key="test-key", **kw)
+
+
+def texts(result) -> list[str]:
+    return [dsl.show(p) for p in result.programs]
+
+
+def canon(*programs: str) -> list[str]:
+    return [dsl.canonical_text(p) for p in programs]
+
+
+# --- the prompt ------------------------------------------------------------------------
+
+
+def test_prompt_examples_parse():
+    for text, _ in prompt.EXAMPLES:
+        dsl.parse(text)
+
+
+def test_prompt_holds_grammar_vocabulary_and_summary():
+    system, user = build_messages(SUMMARY, 4)
+    assert system["role"] == "system" and user["role"] == "user"
+    assert "else_chain" in system["content"]  # the grammar itself
+    for name in ("bos", "prev(count)", "induction", "last(class)", "softmax(terms)", "sent_end", "log_dist"):
+        assert name in system["content"]
+    assert "layer 3, head 1" in user["content"] and "first_mass: 0.550" in user["content"]
+    assert "'dog' -> 'The': 0.410" in user["content"] and "Write 4 different" in user["content"]
+
+
+def test_extract_candidates():
+    reply = "Here:\n```dsl\nsink = bos\n```\ntext\n```\n0.7*prev(1) +\n  0.3*bos\n```\n"
+    assert extract_candidates(reply) == ["bos", "0.7*prev(1) +\n  0.3*bos"]
+    assert extract_candidates("```\na = bos\nb = prev(1)\n```") == ["bos", "prev(1)"]
+    # No fences: lines made only of DSL words are candidates, prose lines are not.
+    prose = "I think the head attends to the first token.\n1. `last(punct) else bos`\n- key.pos == query.pos - 1"
+    assert extract_candidates(prose) == ["last(punct) else bos", "key.pos == query.pos - 1"]
+
+
+# --- the server conversation -----------------------------------------------------------
+
+
+def test_good_programs_in_fenced_blocks(server, tmp_path):
+    server.say("```\n0.3*bos + 0.7*prev(1)\n```\n```hc\nlast(punct) else bos\n```\n```\nprev(1)*0.7 + bos*0.3\n```")
+    result = propose(SUMMARY, config(server, tmp_path))
+    # The third is the first written differently: deduplicated by canonical id.
+    assert texts(result) == canon("0.7*prev(1) + 0.3*bos", "last(punct) else bos")
+    assert result.calls == 1 and not result.cached and result.error is None
+    request = server.requests[0]
+    assert request["path"] == "/v1/chat/completions" and request["json"]["model"] == "test-model"
+    assert [m["role"] for m in request["json"]["messages"]] == ["system", "user"]
+
+
+def test_prose_around_code(server, tmp_path):
+    server.say("Looking at the profile, this is a sink head.\n\nsoftmax(4*bos - 0.5*log_dist)\n\nHope it helps!")
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert texts(result) == canon("softmax(4*bos - 0.5*log_dist)") and result.rejected == []
+
+
+def test_malformed_json_is_a_rejection(server, tmp_path):
+    server.replies.append((200, b'{"choices": [ not json'))
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert result.programs == [] and "not JSON" in result.error and result.calls == 1
+    assert list((tmp_path / "cache").glob("*.json")) == []  # failures are never cached
+
+
+@pytest.mark.parametrize("body", [{"id": "x", "object": "chat.completion", "choices": []}, completion("")])
+def test_empty_choices_or_content(server, tmp_path, body):
+    server.replies.append((200, body))
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert result.programs == [] and result.error.startswith("reply has no")
+
+
+def test_http_500(server, tmp_path):
+    server.replies.append((500, {"error": {"message": "overloaded"}}))
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert result.programs == [] and result.error.startswith("HTTP 500")
+    assert result.rejected == [("", f"server: {result.error}")] and len(server.requests) == 1
+
+
+def test_unreachable_server(tmp_path):
+    cfg = LLMConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", timeout_s=2.0, cache_dir=None)
+    result = propose(SUMMARY, cfg)
+    assert result.programs == [] and result.error.startswith("cannot reach") and result.calls == 1
+
+
+def test_checker_message_goes_back_then_valid(server, tmp_path):
+    server.say("```\nprev(1) +* bos\n```", "```\nprev(1)\n```")
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert texts(result) == canon("prev(1)") and len(server.requests) == 2
+    assert result.rejected and result.rejected[0][0] == "prev(1) +* bos"
+    follow_up = server.requests[1]["json"]["messages"]
+    assert [m["role"] for m in follow_up] == ["system", "user", "assistant", "user"]
+    assert follow_up[2]["content"] == "```\nprev(1) +* bos\n```"
+    assert "candidate1:1:" in follow_up[3]["content"] and "error:" in follow_up[3]["content"]
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_retries_are_bounded(server, tmp_path, retries):
+    server.say(*["```\nnot_a_pattern(3)\n```"] * 5)
+    result = propose(SUMMARY, config(server, tmp_path, retries=retries))
+    assert result.programs == [] and result.error is None
+    assert len(server.requests) == 1 + retries == result.calls
+    assert len(result.rejected) == 1 + retries
+
+
+def test_reply_without_any_program_gets_told(server, tmp_path):
+    server.say("I am not sure what this head does.", "```\nbos\n```")
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert texts(result) == canon("bos")
+    assert "found no program" in server.requests[1]["json"]["messages"][-1]["content"]
+
+
+def test_slow_reply_times_out(server, tmp_path):
+    server.replies.append(("sleep", 10.0))
+    start = time.monotonic()
+    result = propose(SUMMARY, config(server, tmp_path, timeout_s=0.5))
+    assert time.monotonic() - start < 3.0
+    assert result.programs == [] and result.error == "no reply within 0.5 s"
+
+
+def test_cache_hit_makes_no_request(server, tmp_path):
+    server.say("```\nprev(1) +* bos\n```", "```\nprev(2)\n```")
+    first = propose(SUMMARY, config(server, tmp_path))
+    assert first.calls == 2 and not first.cached
+    again = propose(SUMMARY, config(server, tmp_path, base_url="http://127.0.0.1:9/v1"))  # base URL is not in the key
+    assert texts(again) == texts(first) == canon("prev(2)") and again.rejected == first.rejected
+    assert again.calls == 0 and again.cached and len(server.requests) == 2
+    entries = sorted((tmp_path / "cache").glob("*.json"))
+    assert len(entries) == 2
+    key = request_key("test-model", build_messages(SUMMARY, 3))
+    assert (tmp_path / "cache" / f"{key}.json").exists()
+
+
+def test_damaged_cache_entry_is_a_miss(server, tmp_path):
+    key = request_key("test-model", build_messages(SUMMARY, 3))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / f"{key}.json").write_text("{half")
+    server.say("```\nbos\n```")
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert texts(result) == canon("bos") and result.calls == 1
+
+
+def test_code_in_reply_is_never_run(server, tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    server.say(f"```python\n__import__('pathlib').Path({str(marker)!r}).touch()\n```", "```\nbos\n```")
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert not marker.exists() and texts(result) == canon("bos")
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def test_from_env_precedence(monkeypatch, tmp_path):
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "HEADCODE_LLM_MODEL", "OPENAI_MODEL", "HEADCODE_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "env-key")
+    monkeypatch.setenv("OPENAI_MODEL", "openai-model")
+    monkeypatch.setenv("HEADCODE_CACHE", str(tmp_path))
+    cfg = LLMConfig.from_env()
+    assert (cfg.base_url, cfg.model, cfg.api_key) == ("http://env/v1", "openai-model", "env-key")
+    assert cfg.cache_dir == tmp_path / "llm"
+    monkeypatch.setenv("HEADCODE_LLM_MODEL", "headcode-model")
+    assert LLMConfig.from_env().model == "headcode-model"
+    cfg = LLMConfig.from_env(base_url="http://flag/v1", model="flag-model", api_key="flag-key", retries=5,
+                             cache_dir=tmp_path / "c")
+    assert (cfg.base_url, cfg.model, cfg.api_key, cfg.retries) == ("http://flag/v1", "flag-model", "flag-key", 5)
+    assert cfg.cache_dir == tmp_path / "c"
+
+
+def test_from_env_missing_model_or_key(monkeypatch):
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "HEADCODE_LLM_MODEL", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UserError, match="needs a model") as err:
+        LLMConfig.from_env(api_key="k")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="needs an API key"):
+        LLMConfig.from_env(model="m")

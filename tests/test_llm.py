@@ -128,6 +128,10 @@ def test_extract_candidates():
     reply = "Here:\n```dsl\nsink = bos\n```\ntext\n```\n0.7*prev(1) +\n  0.3*bos\n```\n"
     assert extract_candidates(reply) == ["bos", "0.7*prev(1) +\n  0.3*bos"]
     assert extract_candidates("```\na = bos\nb = prev(1)\n```") == ["bos", "prev(1)"]
+    assert extract_candidates("```\nbos\nprev(1)  # one per line\n```") == ["bos", "prev(1)  # one per line"]
+    assert extract_candidates("```\nbos\nbogus(\n```") == ["bos\nbogus("]  # not all lines parse: whole
+    assert extract_candidates("```prev(1)```") == ["prev(1)"]  # inline fence
+    assert extract_candidates("```\nprev(1)") == ["prev(1)"]  # reply cut off inside a block
     # No fences: lines made only of DSL words are candidates, prose lines are not.
     prose = "I think the head attends to the first token.\n1. `last(punct) else bos`\n- key.pos == query.pos - 1"
     assert extract_candidates(prose) == ["last(punct) else bos", "key.pos == query.pos - 1"]
@@ -151,6 +155,14 @@ def test_prose_around_code(server, tmp_path):
     server.say("Looking at the profile, this is a sink head.\n\nsoftmax(4*bos - 0.5*log_dist)\n\nHope it helps!")
     result = propose(SUMMARY, config(server, tmp_path))
     assert texts(result) == canon("softmax(4*bos - 0.5*log_dist)") and result.rejected == []
+
+
+def test_valid_and_invalid_mixed_needs_no_follow_up(server, tmp_path):
+    server.say("```\nprev(1)\n```\n```\nlast(nonsense)\n```")
+    result = propose(SUMMARY, config(server, tmp_path))
+    assert texts(result) == canon("prev(1)") and len(server.requests) == 1
+    assert [text for text, _ in result.rejected] == ["last(nonsense)"]
+    assert result.rejected[0][1].startswith("candidate2:1:")
 
 
 def test_malformed_json_is_a_rejection(server, tmp_path):

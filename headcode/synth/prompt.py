@@ -167,6 +167,14 @@ def _looks_like_program(line: str) -> bool:
     return bool(words) and all(w in _VOCABULARY for w in words)
 
 
+def _parses(text: str) -> bool:
+    try:
+        dsl.parse(text)
+    except dsl.DslError:
+        return False
+    return True
+
+
 def extract_candidates(reply: str) -> list[str]:
     """Candidate program texts in a reply: fenced blocks, else program-looking lines."""
     blocks = [b for b in _FENCE.findall(reply) if b.strip()]
@@ -174,13 +182,16 @@ def extract_candidates(reply: str) -> list[str]:
         out = []
         for block in blocks:
             code = [ln for ln in block.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-            # One program per line is common too; a block whose lines each start a
-            # definition is split, anything else (e.g. a long program wrapped over
-            # lines) is kept whole for the parser.
-            if len(code) > 1 and all(_ASSIGN.match(ln) for ln in code):
-                out += [_strip(ln) for ln in code]
+            # One program per line is common too. Split a block whose lines are each
+            # a definition, or each a program while the whole is not one; keep
+            # anything else (a long program wrapped over lines) whole for the parser.
+            lines = [_strip(ln) for ln in code]
+            whole = _strip(block)
+            if len(code) > 1 and (all(_ASSIGN.match(ln) for ln in code)
+                                  or (not _parses(whole) and all(map(_parses, lines)))):
+                out += lines
             else:
-                out.append(_strip(block))
+                out.append(whole)
         return [c for c in out if c]
     lines = (_strip(ln) for ln in reply.splitlines())
     return [ln for ln in lines if ln and _looks_like_program(ln)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -187,7 +188,10 @@ def test_http_500(server, tmp_path):
 
 
 def test_unreachable_server(tmp_path):
-    cfg = LLMConfig(base_url="http://127.0.0.1:9/v1", model="m", api_key="k", timeout_s=2.0, cache_dir=None)
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key="k", timeout_s=2.0, cache_dir=None)
     result = propose(SUMMARY, cfg)
     assert result.programs == [] and result.error.startswith("cannot reach") and result.calls == 1
 

@@ -13,6 +13,7 @@ nothing. Saving is atomic and deterministic: save -> load -> save is byte-identi
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -26,7 +27,10 @@ from headcode.library.identity import ModelIdentity
 from headcode.library.storage import read_dir, write_dir
 
 
+@functools.lru_cache(maxsize=8192)
 def _canonical(program) -> tuple[str, object]:
+    """(id, canonical pattern) of a pattern or program text (memoised: libraries
+    are rebuilt on every change, and canonicalising is the costly part)."""
     pattern = dsl.parse(program) if isinstance(program, str) else program
     pattern = dsl.canonical(pattern)
     return dsl.program_id(pattern), pattern

@@ -1,9 +1,10 @@
 """Summaries of a library: program families, heads per program, score quantiles.
 
 A program's *family* is its top-level construct: `softmax` (a score program),
-`mixture`, `fallback`, or for a single selection `select:NAME`, where NAME is the
-word its canonical text starts with (`select:bos`, `select:prev`, `select:last`,
-`select:uniform`, `select:decay`, ...).
+`mixture`, or for a selection `select:NAME`, where NAME is the word its canonical
+text starts with (`select:bos`, `select:prev`, `select:last`, `select:uniform`,
+`select:decay`, ...). A fallback `P else Q` belongs to the family of P, the option
+that decides most rows (canonical `prev(1)` is `prev(1) else bos`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def family(pattern) -> str:
     if isinstance(pattern, ir.Mix):
         return "mixture"
     if isinstance(pattern, ir.Fallback):
-        return "fallback"
+        return family(pattern.options[0])
     m = re.match(r"[A-Za-z_]+", dsl.show(pattern))
     return f"select:{m.group(0) if m else 'other'}"
 

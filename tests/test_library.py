@@ -492,3 +492,23 @@ def test_verify_function_checks_a_saved_library(tmp_path):
     small().save(tmp_path / "l")
     assert verify(tmp_path / "l") == small()
     assert isinstance(small()[0, 1], HeadEntry)
+
+
+def test_cli_verify_against_a_model(tmp_path, cli, capsys):
+    from headcode.library import identity_of
+    from headcode.loaders.models import build_tiny_model, load_model
+
+    path = build_tiny_model("llama", tmp_path / "model")
+    loaded = load_model(str(path))
+    identity = identity_of("tiny-llama", loaded.model, loaded.tokenizer)
+    assert identity == identity_of("tiny-llama", load_model(str(path)).model, loaded.tokenizer)  # stable
+    capsys.readouterr()  # the builder's progress bars
+    empty(model=identity).with_head(1, 3, "bos").save(tmp_path / "good")
+    code, out, err = cli("verify", tmp_path / "good", "--model", path)
+    assert code == 0 and out.startswith("OK ") and err == ""
+    other = ModelIdentity(**{**identity.to_json(), "fingerprint": MODEL.fingerprint})
+    empty(model=other).with_head(1, 3, "bos").save(tmp_path / "bad")
+    code, out, err = cli("verify", tmp_path / "bad", "--model", path)
+    assert code == 2 and err.count("\n") == 1 and "model mismatch" in err and "force" in err
+    code, out, err = cli("verify", tmp_path / "bad", "--model", path, "--force")
+    assert code == 0 and out.startswith("warning: model fingerprint") and "\nOK " in out

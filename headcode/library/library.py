@@ -168,11 +168,12 @@ class Library(Mapping):
     def check_model(self, identity: ModelIdentity, force: bool = False) -> list[str]:
         """Refuse a model that is not the one this library was fitted to.
 
-        A fingerprint (or name / architecture / shape) mismatch raises LibraryError
+        A fingerprint (or architecture / shape) mismatch raises LibraryError
         unless `force`; forced, the differences come back as warning lines. Heads
         outside the given model are refused even when forced.
         """
-        diffs = sorted(self.model.differences(identity), key=lambda d: d[0] != "fingerprint")
+        diffs = sorted((d for d in self.model.differences(identity) if d[0] != "name"),
+                       key=lambda d: d[0] != "fingerprint")  # the name is only a label
         warnings = [f"model {k}: library has {a!r}, model has {b!r}" for k, a, b in diffs]
         if diffs and not force:
             k, a, b = diffs[0]

@@ -211,6 +211,10 @@ def test_refusal_duplicate_heads_and_heads_outside_the_model():
     manifest["heads"].append(dict(manifest["heads"][0]))
     assert refused(forge(manifest, programs)) == "L/manifest.json: head L0.H1 is listed twice"
     manifest, programs = parts()
+    manifest["heads"].reverse()
+    assert refused(forge(manifest, programs)) == (
+        "L/manifest.json: heads are not sorted by (layer, head): L0.H1 comes after L2.H3")
+    manifest, programs = parts()
     manifest["heads"][1]["layer"] = 3
     assert refused(forge(manifest, programs)) == (
         "L/manifest.json: head L3.H3 is outside the model (tiny has 3 layers of 4 heads)")

@@ -312,6 +312,9 @@ def _manifest_parts(manifest: dict) -> dict:
         entry = HeadEntry(**h)
         if entry.key in seen:
             raise LibraryError(f"head {head_name(*entry.key)} is listed twice")
+        if heads and entry.key < heads[-1].key:
+            raise LibraryError(f"heads are not sorted by (layer, head): {head_name(*entry.key)} comes after "
+                               f"{head_name(*heads[-1].key)}")
         seen.add(entry.key)
         heads.append(entry)
     check_heads_in_model(heads, model)

@@ -145,9 +145,13 @@ class Library(Mapping):
 
     @classmethod
     def from_files(cls, files: dict[str, bytes], where: str = "<library>") -> Library:
+        """Check a library's files (name -> bytes) and build it; `where` names it in errors."""
         parts = fmt.decode(files, where)
-        return cls(model=parts.model, corpus=parts.corpus, created=parts.created, version=parts.version,
-                   heads=parts.heads, programs=parts.programs.values(), merged=parts.merged)
+        lib = cls(model=parts.model, corpus=parts.corpus, created=parts.created, version=parts.version,
+                  heads=parts.heads, programs=parts.programs.values(), merged=parts.merged)
+        if lib.files() != files:  # a catch-all behind decode's specific checks
+            raise LibraryError(f"{where}: does not re-save byte-identically; refusing an edited library")
+        return lib
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Library:

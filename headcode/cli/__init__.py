@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "headcode.cli.demo",  # demo
     "headcode.cli.bench",  # bench
     "headcode.cli.capture",  # capture, heads
+    "headcode.cli.explain",  # explain, score, predict
     "headcode.cli.library",  # library inspect, verify, diff, merge, stats
 )
 

@@ -5,28 +5,20 @@ from __future__ import annotations
 import json
 import sys
 
+from headcode.cli.options import add_corpus, add_model, add_quiet, positive
 from headcode.errors import UserError
 
 SPLIT_CHOICES = ("all", "train", "validation", "test")
 
 
 def register(subparsers) -> None:
-    from headcode.loaders.corpora import DEFAULT
-    from headcode.loaders.models import EMBEDDED
-
     p = subparsers.add_parser("capture", help="record every head's attention from a model on a corpus")
-    p.add_argument("--model", default=EMBEDDED, metavar="M",
-                   help=f"registered name ({EMBEDDED}, the default), local path or Hugging Face name")
-    p.add_argument("--corpus", default=DEFAULT, metavar="C",
-                   help=f"'{DEFAULT}' (the shipped stories, the default), a UTF-8 text file, or hf:NAME[:SPLIT]")
-    p.add_argument("--one-per-line", action="store_true",
-                   help="each non-empty line is one sequence, verbatim, truncated to --max-len tokens")
-    p.add_argument("--max-seqs", type=_positive, metavar="N", help="stop after N sequences")
-    p.add_argument("--max-len", type=_positive, default=128, metavar="L", help="tokens per sequence at most (128)")
+    add_model(p)
+    add_corpus(p)
+    p.add_argument("--max-seqs", type=positive, metavar="N", help="stop after N sequences")
     p.add_argument("--split", choices=SPLIT_CHOICES, default="all", help="capture only one split (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test assignment (0)")
     p.add_argument("--out", required=True, metavar="DIR", help="the capture directory (new, empty, or a capture)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     p.set_defaults(func=cmd_capture)
 
     p = subparsers.add_parser("heads", help="profile every captured head (sinks, previous token, ...)")
@@ -34,18 +26,6 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per head")
     p.add_argument("--split", choices=SPLIT_CHOICES, default="all", help="use only one split (default: all)")
     p.set_defaults(func=cmd_heads)
-
-
-def _positive(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def cmd_capture(args) -> int:

@@ -166,7 +166,7 @@ def _(p: ir.Score, table):
     for term in p.terms:
         value = np.full((n, n), float(term.weight))
         for factor in term.factors:
-            value = value * _factor(factor, table)
+            value = value * factor_values(factor, table)
         logits += value
     causal = _causal(n)
     logits = np.where(causal, logits, -np.inf)
@@ -175,7 +175,8 @@ def _(p: ir.Score, table):
     return out / out.sum(axis=1, keepdims=True)
 
 
-def _factor(f, table: TokenTable) -> np.ndarray:
+def factor_values(f: ir.Factor, table: TokenTable) -> np.ndarray:
+    """float64[n, n]: one score factor's value at every (query, key) pair (selectors 0/1)."""
     n = len(table)
     if isinstance(f, ir.Dist):
         d = np.maximum(np.arange(n)[:, None] - np.arange(n)[None, :], 0).astype(np.float64)
@@ -187,4 +188,4 @@ def _factor(f, table: TokenTable) -> np.ndarray:
     return _selector(f, table).astype(np.float64)
 
 
-__all__ = ["reference_evaluate"]
+__all__ = ["factor_values", "reference_evaluate"]

@@ -1,0 +1,65 @@
+"""Sequences with their captured attention, held in memory for fitting and scoring.
+
+Synthesis reads every head of every sequence many times, so it keeps one split's
+attention in RAM as float16 ([layers, heads, n, n] per sequence; 300 sequences of
+128 tokens of a 30 x 9 model take about 2.6 GB). For captures that must outlive the
+run or exceed memory, `headcode capture` writes the on-disk store instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Split:
+    """One split's token tables and, once captured, their attention."""
+
+    name: str
+    tables: list = field(default_factory=list)  # headcode.compiler.TokenTable
+    texts: list[str] = field(default_factory=list)
+    attention: list[np.ndarray] = field(default_factory=list)  # float16 [layers, heads, n, n]
+
+    def __len__(self) -> int:
+        return len(self.tables)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(t) for t in self.tables)
+
+    def head(self, k: int, layer: int, head: int) -> np.ndarray:
+        return self.attention[k][layer, head].astype(np.float64)
+
+
+def gather(sequences: Iterable, limits: dict[str, int]) -> dict[str, Split]:
+    """Sequences (loaders.corpora.Sequence) sorted into splits, at most limits[split] each.
+
+    Stops reading as soon as every split is full, so a large corpus costs little.
+    """
+    splits = {name: Split(name) for name in limits}
+    for seq in sequences:
+        split = splits.get(seq.split)
+        if split is not None and len(split) < limits[seq.split] and len(seq.table) >= 2:
+            split.tables.append(seq.table)
+            split.texts.append(seq.text)
+        if all(len(s) >= limits[name] for name, s in splits.items()):
+            break
+    return splits
+
+
+def capture(loaded, split: Split, progress: bool = True) -> Split:
+    """Run the model on every sequence of `split` and keep its attention."""
+    from tqdm import tqdm
+
+    from headcode.synth.capture import record_attention
+
+    split.attention = [
+        record_attention(loaded.model, table.ids)
+        for table in tqdm(split.tables, desc=f"capture {split.name}", unit="seq", file=sys.stderr,
+                          disable=not progress)
+    ]
+    return split

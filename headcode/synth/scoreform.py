@@ -1,0 +1,273 @@
+"""Score-form synthesis: fit `softmax(weighted terms + word tables)` to every head.
+
+Real heads mostly behave like a row-wise softmax of a few additive scores: a sink on
+position 0, recency, a bonus for some key classes, and content (which key tokens a
+head likes, and for which query tokens it looks back or at itself). This module
+fits exactly the DSL's score form, so the fitted numbers print as a program that
+means what was fitted:
+
+    softmax(w1*bos + w2*prev(1) + ... + key.word{the: 1.2, ...}
+            + query.word{".": 2.1, ...}*self + ...)
+
+Every feature is a DSL score term, evaluated by the reference evaluator's own
+`factor_values`, so there is no second definition of what a term means. The fit is
+per layer (all its heads at once) in torch: cross-entropy to the head's rows first
+(convex in the weights, a good start), then the paper's soft row IoU directly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from headcode import dsl
+from headcode.compiler import TokenTable
+from headcode.compiler.reference import factor_values
+from headcode.dsl import ir
+from headcode.dsl.features import MAX_TABLE, Side
+
+# Additive terms (each becomes `weight*TERM`). Chosen from head profiles of small
+# Llama and GPT-2 models: sinks and early positions, recency, key classes, token
+# repeats, word and sentence structure, and query-class switches between looking
+# back and staying put.
+TERMS: tuple[str, ...] = (
+    "bos", "self", "prev(1)", "prev(2)", "prev(3)", "prev(4)", "prev(5)", "prev(6)",
+    "key.pos == 1", "key.pos == 2", "key.pos <= 4", "window(4)", "window(16)", "log_dist",
+    "key.punct", "key.comma", "key.sent_end", "key.quote", "key.newline", "key.cap", "key.digit",
+    "key.closed", "key.word_initial",
+    "same_token", "induction", "same_word", "same_sent", "same_word and key.word_initial",
+    "query.punct*self", "query.punct*prev(1)", "query.closed*self", "query.closed*prev(1)",
+    "query.cap*prev(1)", "query.word_initial*self", "query.sent_end*self", "key.punct*same_sent",
+)
+# Factors that a query-side word table multiplies (`query.word{...}*FACTOR`).
+QUERY_TABLE_FACTORS: tuple[str, ...] = ("bos", "self", "prev(1)", "prev(2)", "log_dist", "key.punct")
+# Factors that a key-side word table multiplies ("true": the table alone).
+KEY_TABLE_FACTORS: tuple[str, ...] = ("true", "same_sent")
+
+VOCABULARY = 200  # words per table at most (the DSL allows MAX_TABLE)
+TABLE_EPSILON = 0.05  # table entries smaller than this are dropped from the program
+
+
+def _factors(term: str) -> tuple[ir.Factor, ...]:
+    score = dsl.parse(f"softmax(1*({term}))") if "*" not in term else dsl.parse(f"softmax({term})")
+    (only,) = score.terms
+    return only.factors
+
+
+TERM_FACTORS = tuple(_factors(t) for t in TERMS)
+QUERY_FACTORS = tuple(_factors(t) for t in QUERY_TABLE_FACTORS)
+KEY_FACTORS = tuple(() if t == "true" else _factors(t) for t in KEY_TABLE_FACTORS)
+
+
+def _values(factors: tuple[ir.Factor, ...], table: TokenTable) -> np.ndarray:
+    out = np.ones((len(table), len(table)))
+    for factor in factors:
+        out = out * factor_values(factor, table)
+    return out
+
+
+@dataclass(frozen=True)
+class Features:
+    """Everything the fit reads about one sequence (float32, full n x n)."""
+
+    terms: np.ndarray  # [n, n, len(TERMS)]
+    query_factors: np.ndarray  # [n, n, len(QUERY_TABLE_FACTORS)]
+    key_factors: np.ndarray  # [n, n, len(KEY_TABLE_FACTORS)]
+    key_words: np.ndarray  # int64[n]: vocabulary index of each token's text, or len(vocabulary)
+    query_words: np.ndarray  # same indices (a token is a key and a query)
+
+
+def vocabulary(tables: Sequence[TokenTable], size: int = VOCABULARY) -> tuple[str, ...]:
+    """The most frequent token texts of the training sequences (ties by text)."""
+    counts = Counter(t for table in tables for t in table.texts if t)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return tuple(w for w, _ in ranked[: min(size, MAX_TABLE)])
+
+
+def features(table: TokenTable, vocab: Sequence[str]) -> Features:
+    index = {w: k for k, w in enumerate(vocab)}
+    words = np.array([index.get(t, len(vocab)) for t in table.texts], dtype=np.int64)
+    terms = np.stack([_values(f, table) for f in TERM_FACTORS], axis=-1).astype(np.float32)
+    query = np.stack([_values(f, table) for f in QUERY_FACTORS], axis=-1).astype(np.float32)
+    key = np.stack([_values(f, table) for f in KEY_FACTORS], axis=-1).astype(np.float32)
+    return Features(terms, query, key, words, words)
+
+
+# --- fitting ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    ce_epochs: int = 4
+    iou_epochs: int = 6
+    ce_lr: float = 0.1
+    iou_lr: float = 0.03
+    batch: int = 8  # sequences per step
+    seed: int = 0
+
+
+@dataclass
+class HeadParameters:
+    """The fitted numbers of one head, before they become a program."""
+
+    weights: np.ndarray  # [len(TERMS)]
+    key_tables: np.ndarray  # [len(KEY_TABLE_FACTORS), V]
+    query_tables: np.ndarray  # [len(QUERY_TABLE_FACTORS), V]
+
+
+class _Batch:
+    """Sequences padded to one length, as torch tensors (built once, reused per layer)."""
+
+    def __init__(self, items: list[int], feats: Sequence[Features], vocab_size: int):
+        import torch
+
+        self.items = items
+        lengths = [len(feats[k].key_words) for k in items]
+        n = max(lengths)
+        b = len(items)
+        self.n = n
+        terms = np.zeros((b, n, n, len(TERMS)), dtype=np.float32)
+        query = np.zeros((b, n, n, len(QUERY_TABLE_FACTORS)), dtype=np.float32)
+        key = np.zeros((b, n, n, len(KEY_TABLE_FACTORS)), dtype=np.float32)
+        words = np.full((b, n), vocab_size, dtype=np.int64)
+        valid = np.zeros((b, n, n), dtype=bool)
+        rows = np.zeros((b, n), dtype=bool)
+        for slot, k in enumerate(items):
+            m = lengths[slot]
+            terms[slot, :m, :m] = feats[k].terms
+            query[slot, :m, :m] = feats[k].query_factors
+            key[slot, :m, :m] = feats[k].key_factors
+            words[slot, :m] = feats[k].key_words
+            valid[slot, :m, :m] = np.tril(np.ones((m, m), dtype=bool))
+            rows[slot, 1:m] = True  # row 0 is one-hot in every causal model: not scored
+        valid[:, :, 0] = True  # padded rows get a harmless one-key row (never scored)
+        self.terms = torch.from_numpy(terms)
+        self.query = torch.from_numpy(query)
+        self.key = torch.from_numpy(key)
+        self.words = torch.from_numpy(words)
+        self.valid = torch.from_numpy(valid)
+        self.rows = torch.from_numpy(rows)
+        self.lengths = lengths
+
+
+def _attention(batch: _Batch, attention: Callable[[int], np.ndarray], layer: int, heads: int):
+    """[b, heads, n, n] float32: the captured rows of one layer for a batch."""
+    import torch
+
+    out = np.zeros((len(batch.items), heads, batch.n, batch.n), dtype=np.float32)
+    for slot, k in enumerate(batch.items):
+        m = batch.lengths[slot]
+        out[slot, :, :m, :m] = attention(k)[layer]
+    return torch.from_numpy(out)
+
+
+class _Model:
+    def __init__(self, heads: int, vocab_size: int):
+        import torch
+
+        self.w = torch.zeros(heads, len(TERMS), requires_grad=True)
+        self.k = torch.zeros(heads, len(KEY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        self.q = torch.zeros(heads, len(QUERY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        with torch.no_grad():
+            self.w[:, TERMS.index("bos")] = 2.0  # most heads sink; start there
+
+    def parameters(self):
+        return [self.w, self.k, self.q]
+
+    def log_probs(self, batch: _Batch):
+        import torch
+
+        heads = self.w.shape[0]
+        # The last vocabulary index is "not in the table": value 0.
+        k = torch.cat([self.k, torch.zeros(heads, len(KEY_TABLE_FACTORS), 1)], dim=2)
+        q = torch.cat([self.q, torch.zeros(heads, len(QUERY_TABLE_FACTORS), 1)], dim=2)
+        logits = torch.einsum("bijf,hf->bhij", batch.terms, self.w)
+        kw = k[:, :, batch.words]  # [h, g, b, n]: the key table value for key j's word
+        logits = logits + torch.einsum("hgbj,bijg->bhij", kw, batch.key)
+        qw = q[:, :, batch.words]  # [h, g, b, n]: the query table value for query i's word
+        logits = logits + torch.einsum("hgbi,bijg->bhij", qw, batch.query)
+        logits = logits.masked_fill(~batch.valid[:, None], float("-inf"))
+        return torch.log_softmax(logits, dim=-1)
+
+
+def _ce_loss(logp, target, batch):
+    logp = logp.masked_fill(~batch.valid[:, None], 0.0)
+    per_row = -(target * logp).sum(-1)  # [b, h, n]
+    mask = batch.rows[:, None, :].float()
+    return (per_row * mask).sum() / mask.sum().clamp(min=1) / per_row.shape[1]
+
+
+def torch_min_max(p, target):
+    import torch
+
+    inter = torch.minimum(p, target).sum(-1)
+    union = torch.maximum(p, target).sum(-1).clamp(min=1e-9)
+    return inter / union
+
+
+def _iou_loss(logp, target, batch):
+    p = logp.exp().masked_fill(~batch.valid[:, None], 0.0)
+    per_row = torch_min_max(p, target)
+    mask = batch.rows[:, None, :].float()
+    return 1.0 - (per_row * mask).sum() / mask.sum().clamp(min=1) / per_row.shape[1]
+
+
+def batches(feats: Sequence[Features], vocab_size: int, size: int) -> list[_Batch]:
+    """Sequences grouped by length (little padding), `size` per batch."""
+    order = sorted(range(len(feats)), key=lambda k: len(feats[k].key_words))
+    return [_Batch(order[s: s + size], feats, vocab_size) for s in range(0, len(order), size)]
+
+
+def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], layer: int, heads: int,
+              vocab_size: int, settings: FitSettings = FitSettings()) -> list[HeadParameters]:
+    """Fit every head of one layer; `attention(k)` is sequence k's [layers, heads, n, n]."""
+    import torch
+
+    generator = np.random.default_rng(settings.seed + layer)
+    targets = [_attention(b, attention, layer, heads) for b in prepared]
+    model = _Model(heads, vocab_size)
+    for epochs, lr, loss_fn in ((settings.ce_epochs, settings.ce_lr, _ce_loss),
+                                (settings.iou_epochs, settings.iou_lr, _iou_loss)):
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(epochs):
+            for k in generator.permutation(len(prepared)):
+                optimiser.zero_grad()
+                loss = loss_fn(model.log_probs(prepared[k]), targets[k], prepared[k])
+                loss.backward()
+                optimiser.step()
+    w, key, query = (t.detach().numpy().astype(np.float64) for t in model.parameters())
+    return [HeadParameters(w[h], key[h], query[h]) for h in range(heads)]
+
+
+# --- parameters -> program ------------------------------------------------------------
+
+
+def _table(side: Side, values: np.ndarray, vocab: Sequence[str]) -> ir.Table | None:
+    entries = [(vocab[v], float(round(values[v], 2))) for v in range(len(vocab)) if abs(values[v]) >= TABLE_EPSILON]
+    if not entries:
+        return None
+    return ir.Table(side, tuple(sorted(entries)))
+
+
+def to_program(params: HeadParameters, vocab: Sequence[str]) -> ir.Pattern:
+    """The canonical DSL program the parameters stand for."""
+    terms: list[ir.ScoreTerm] = []
+    for weight, factors in zip(params.weights, TERM_FACTORS):
+        if abs(weight) >= 0.005:
+            terms.append(ir.ScoreTerm(float(weight), factors))
+    for values, factors in zip(params.key_tables, KEY_FACTORS):
+        key = _table(Side.KEY, values, vocab)
+        if key is not None:
+            terms.append(ir.ScoreTerm(1.0, (key, *factors)))
+    for values, factors in zip(params.query_tables, QUERY_FACTORS):
+        query = _table(Side.QUERY, values, vocab)
+        if query is not None:
+            terms.append(ir.ScoreTerm(1.0, (query, *factors)))
+    return dsl.canonical(ir.Score(tuple(terms)))
+
+
+__all__ = ["FitSettings", "Features", "HeadParameters", "QUERY_TABLE_FACTORS", "TERMS", "batches", "features",
+           "fit_layer", "to_program", "vocabulary"]

@@ -39,10 +39,10 @@ def cmd_capture(args) -> int:
     splits = None if args.split == "all" else [args.split]
     stream = sequences(
         corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
-        one_per_line=args.one_per_line, seed=args.seed, splits=splits,
+        one_per_line=args.one_per_line, seed=args.seed, shape=args.shape, splits=splits,
     )
     meta = {"corpus": corpus.name, "one_per_line": args.one_per_line, "max_len": args.max_len,
-            "max_seqs": args.max_seqs, "split": args.split, "seed": args.seed}
+            "max_seqs": args.max_seqs, "split": args.split, "seed": args.seed, "shape": args.shape}
     out = capture(loaded, stream, args.out, meta, limit=args.max_seqs, progress=not args.quiet)
     from headcode.synth.capture import Capture
 

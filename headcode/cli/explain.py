@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import numpy as np
 
 from headcode.cli.options import add_corpus, add_model, add_quiet, positive
 from headcode.errors import UserError
-
-_HEAD = re.compile(r"L(\d+)\.H(\d+)\Z")
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("explain", help="fit a program to every head of a model and write a library")
@@ -52,37 +48,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def parse_heads(text: str | None, layers: int, heads: int) -> tuple[tuple[int, int], ...] | None:
-    if not text:
-        return None
-    out = []
-    for part in text.split(","):
-        match = _HEAD.match(part.strip())
-        if not match:
-            raise UserError(f"--heads: {part.strip()!r} is not a head like L3.H7")
-        l, h = int(match[1]), int(match[2])
-        if l >= layers or h >= heads:
-            raise UserError(f"--heads: {part.strip()} is outside the model ({layers} layers x {heads} heads)")
-        out.append((l, h))
-    return tuple(sorted(set(out)))
-
-
-def _splits(args, loaded, limits: dict[str, int]):
-    from headcode.loaders.corpora import open_corpus, sequences
-    from headcode.synth.data import gather
-
-    corpus = open_corpus(args.corpus)
-    stream = sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
-                       one_per_line=args.one_per_line, seed=args.seed, splits=list(limits))
-    return corpus, gather(stream, limits)
-
-
 def cmd_explain(args) -> int:
-    import time
-
-    from headcode.loaders.models import load_model
-    from headcode.library import identity_of
-    from headcode.synth import data, explain, publish
+    from headcode.synth import explain, pipeline
 
     _check_out(args.out)  # before the slow parts
     llm = None
@@ -90,30 +57,13 @@ def cmd_explain(args) -> int:
         from headcode.synth.llm import LLMConfig, default_cache_dir
 
         llm = LLMConfig.from_env(args.llm_base_url, args.llm_model, args.llm_api_key, cache_dir=default_cache_dir())
-    stages: dict[str, float] = {}
-    start = time.perf_counter()
-    loaded = load_model(args.model)
-    heads = parse_heads(args.heads, loaded.n_layers, loaded.n_heads)
-    limits = {"train": args.max_seqs, "validation": args.validation_seqs, "test": args.test_seqs}
-    corpus, splits = _splits(args, loaded, limits)
-    for name, split in splits.items():
-        if not len(split):
-            raise UserError(f"{corpus.name}: no {name} sequences; the corpus is too small to split "
-                            f"(it needs at least a few stories or paragraphs per split)")
-    stages["load"] = round(time.perf_counter() - start, 2)
-    for split in splits.values():
-        data.capture(loaded, split, progress=not args.quiet)
-    stages["capture"] = round(time.perf_counter() - start - stages["load"], 2)
-    settings = explain.Settings(proposer=args.proposer, heads=heads, llm=llm)
-    result = explain.explain(splits, loaded.n_layers, loaded.n_heads, settings, progress=not args.quiet,
-                             stages=stages)
-    meta = {"name": corpus.name, "split_seed": args.seed, "max_len": args.max_len,
-            "one_per_line": args.one_per_line,
-            "sequences": {name: len(s) for name, s in splits.items()},
-            "tokens": {name: s.tokens for name, s in splits.items()}}
-    lib = publish.to_library(result, identity_of(args.model, loaded.model, loaded.tokenizer), meta)
+    job = pipeline.Job(
+        model=args.model, corpus=args.corpus, max_len=args.max_len, shape=args.shape,
+        one_per_line=args.one_per_line, seed=args.seed, train=args.max_seqs, validation=args.validation_seqs,
+        test=args.test_seqs, heads_spec=args.heads, settings=explain.Settings(proposer=args.proposer, llm=llm),
+    )
+    result, lib = pipeline.run(job, progress=not args.quiet)
     lib.save(args.out)
-    stages["total"] = round(time.perf_counter() - start, 2)
     report = _report(result, lib)
     if args.json:
         print(json.dumps(report, indent=1))
@@ -189,7 +139,7 @@ def cmd_score(args) -> int:
     lib, loaded = _attach(args)
     corpus = open_corpus(args.corpus)
     stream = sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
-                       one_per_line=args.one_per_line, seed=args.seed)
+                       one_per_line=args.one_per_line, seed=args.seed, shape=args.shape)
     split = data.Split("all")
     for seq in stream:
         if len(split) >= args.max_seqs:

@@ -31,6 +31,9 @@ def add_corpus(p: argparse.ArgumentParser, max_len: int = 128) -> None:
                    help="each non-empty line is one sequence, verbatim, truncated to --max-len tokens")
     p.add_argument("--max-len", type=positive, default=max_len, metavar="L",
                    help=f"tokens per sequence at most ({max_len})")
+    p.add_argument("--shape", choices=("packed", "paragraphs", "windows"), default="packed",
+                   help="packed: whole sentences up to --max-len (default); paragraphs: each paragraph, "
+                        "truncated; windows: consecutive paragraphs cut at exactly --max-len tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test assignment (0)")
 
 

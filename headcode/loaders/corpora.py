@@ -47,6 +47,7 @@ from pathlib import Path
 from headcode.errors import UserError
 
 DEFAULT = "stories"
+MIN_PARAGRAPH = 20  # tokens a paragraph needs to count as a `paragraphs` sequence
 SPLITS = ("train", "validation", "test")
 FRACTIONS = (0.8, 0.1, 0.1)
 END_OF_TEXT = "<|endoftext|>"
@@ -272,6 +273,7 @@ def sequences(
     one_per_line: bool = False,
     seed: int = 0,
     splits: Iterable[str] | None = None,
+    shape: str = "packed",
 ) -> Iterator[Sequence]:
     """The corpus as model inputs of at most `max_len` tokens (see the module docstring).
 
@@ -287,11 +289,42 @@ def sequences(
     unknown = wanted - set(SPLITS)
     if unknown:
         raise UserError(f"unknown split {sorted(unknown)[0]!r}; use one of {', '.join(SPLITS)}")
-    for text, key, source in _texts(corpus, tokenizer, max_len, add_special_tokens, one_per_line):
+    if shape not in SHAPES:
+        raise UserError(f"unknown sequence shape {shape!r}; use one of {', '.join(SHAPES)}")
+    if one_per_line and shape != "packed":
+        raise UserError(f"--one-per-line takes each line as it is; it cannot be combined with --shape {shape}")
+    texts = (_texts(corpus, tokenizer, max_len, add_special_tokens, one_per_line) if shape == "packed"
+             else SHAPES[shape](corpus, tokenizer, max_len))
+    for text, key, source in texts:
         split = split_of(key, seed)
         if split in wanted:
             table = TokenTable.from_text(tokenizer, text, max_len=max_len, add_special_tokens=add_special_tokens)
             yield Sequence(text, table, split, source)
+
+
+def _paragraphs(corpus: Corpus, tokenizer, max_len: int):
+    """Each paragraph on its own (truncated to max_len later), if it has MIN_PARAGRAPH tokens."""
+    by_story = corpus.has_stories()
+    for index, paragraphs in enumerate(corpus.documents()):
+        story = "\n\n".join(paragraphs) if by_story else None
+        for paragraph in paragraphs:
+            if len(tokenizer(paragraph, add_special_tokens=False)["input_ids"]) >= MIN_PARAGRAPH:
+                yield paragraph, story or paragraph, index
+
+
+def _windows(corpus: Corpus, tokenizer, max_len: int):
+    """Consecutive paragraphs joined by a blank line until they reach max_len tokens (then
+    cut there); never across stories; a story's remainder shorter than that is dropped."""
+    index, held, by_story = 0, "", corpus.has_stories()
+    for paragraphs in corpus.documents():
+        if by_story:
+            held = ""
+        for paragraph in paragraphs:
+            held = f"{held}\n\n{paragraph}" if held else paragraph
+            if len(tokenizer(held, add_special_tokens=False)["input_ids"]) >= max_len:
+                yield held, held, index
+                index += 1
+                held = ""
 
 
 def _texts(corpus: Corpus, tokenizer, max_len: int, add_special_tokens: bool, one_per_line: bool):
@@ -318,3 +351,9 @@ def _texts(corpus: Corpus, tokenizer, max_len: int, add_special_tokens: bool, on
         paragraphs = (p for document in corpus.documents() for p in document)
         for index, text in enumerate(pack(_sentences(paragraphs), count, budget)):
             yield text, text, index
+
+
+# Sequence shapes besides the default sentence packing ("packed"):
+#   paragraphs  each paragraph alone, truncated to max_len, kept with MIN_PARAGRAPH tokens;
+#   windows     consecutive paragraphs joined by a blank line, cut at exactly max_len tokens.
+SHAPES: dict[str, Callable | None] = {"packed": None, "paragraphs": _paragraphs, "windows": _windows}

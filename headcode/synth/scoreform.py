@@ -119,48 +119,59 @@ class HeadParameters:
 
 
 class _Batch:
-    """Sequences padded to one length, as torch tensors (built once, reused per layer)."""
+    """Sequences padded to one length, as torch tensors (built once, reused per layer).
 
-    def __init__(self, items: list[int], feats: Sequence[Features], vocab_size: int):
+    Rows of a softmax are independent, so the fit reads a fixed sample of at most
+    `rows` query rows per sequence (rows 1..n-1; row 0 is one-hot in every causal
+    model): the same estimate of the mean row loss at a fraction of the cost.
+    """
+
+    def __init__(self, items: list[int], feats: Sequence[Features], vocab_size: int, rows: int,
+                 rng: np.random.Generator):
         import torch
 
         self.items = items
         lengths = [len(feats[k].key_words) for k in items]
-        n = max(lengths)
-        b = len(items)
-        self.n = n
-        terms = np.zeros((b, n, n, len(TERMS)), dtype=np.float32)
-        query = np.zeros((b, n, n, len(QUERY_TABLE_FACTORS)), dtype=np.float32)
-        key = np.zeros((b, n, n, len(KEY_TABLE_FACTORS)), dtype=np.float32)
+        self.picked = [np.arange(1, m) if m - 1 <= rows else np.sort(rng.choice(np.arange(1, m), rows, replace=False))
+                       for m in lengths]
+        n, r, b = max(lengths), max(1, max(len(p) for p in self.picked)), len(items)
+        self.n, self.r = n, r
+        terms = np.zeros((b, r, n, len(TERMS)), dtype=np.float32)
+        query = np.zeros((b, r, n, len(QUERY_TABLE_FACTORS)), dtype=np.float32)
+        key = np.zeros((b, r, n, len(KEY_TABLE_FACTORS)), dtype=np.float32)
         words = np.full((b, n), vocab_size, dtype=np.int64)
-        valid = np.zeros((b, n, n), dtype=bool)
-        rows = np.zeros((b, n), dtype=bool)
+        query_words = np.full((b, r), vocab_size, dtype=np.int64)
+        valid = np.zeros((b, r, n), dtype=bool)
+        scored = np.zeros((b, r), dtype=bool)
         for slot, k in enumerate(items):
-            m = lengths[slot]
-            terms[slot, :m, :m] = feats[k].terms
-            query[slot, :m, :m] = feats[k].query_factors
-            key[slot, :m, :m] = feats[k].key_factors
+            m, picked = lengths[slot], self.picked[slot]
+            t = len(picked)
+            terms[slot, :t, :m] = feats[k].terms[picked]
+            query[slot, :t, :m] = feats[k].query_factors[picked]
+            key[slot, :t, :m] = feats[k].key_factors[picked]
             words[slot, :m] = feats[k].key_words
-            valid[slot, :m, :m] = np.tril(np.ones((m, m), dtype=bool))
-            rows[slot, 1:m] = True  # row 0 is one-hot in every causal model: not scored
+            query_words[slot, :t] = feats[k].query_words[picked]
+            valid[slot, :t, :m] = picked[:, None] >= np.arange(m)[None, :]
+            scored[slot, :t] = True
         valid[:, :, 0] = True  # padded rows get a harmless one-key row (never scored)
         self.terms = torch.from_numpy(terms)
         self.query = torch.from_numpy(query)
         self.key = torch.from_numpy(key)
         self.words = torch.from_numpy(words)
+        self.query_words = torch.from_numpy(query_words)
         self.valid = torch.from_numpy(valid)
-        self.rows = torch.from_numpy(rows)
+        self.rows = torch.from_numpy(scored)
         self.lengths = lengths
 
 
 def _attention(batch: _Batch, attention: Callable[[int], np.ndarray], layer: int, heads: int):
-    """[b, heads, n, n] float32: the captured rows of one layer for a batch."""
+    """[b, heads, rows, n] float32: the captured sampled rows of one layer for a batch."""
     import torch
 
-    out = np.zeros((len(batch.items), heads, batch.n, batch.n), dtype=np.float32)
+    out = np.zeros((len(batch.items), heads, batch.r, batch.n), dtype=np.float32)
     for slot, k in enumerate(batch.items):
-        m = batch.lengths[slot]
-        out[slot, :, :m, :m] = attention(k)[layer]
+        m, picked = batch.lengths[slot], batch.picked[slot]
+        out[slot, :, : len(picked), :m] = attention(k)[layer][:, picked]
     return torch.from_numpy(out)
 
 
@@ -187,7 +198,7 @@ class _Model:
         logits = torch.einsum("bijf,hf->bhij", batch.terms, self.w)
         kw = k[:, :, batch.words]  # [h, g, b, n]: the key table value for key j's word
         logits = logits + torch.einsum("hgbj,bijg->bhij", kw, batch.key)
-        qw = q[:, :, batch.words]  # [h, g, b, n]: the query table value for query i's word
+        qw = q[:, :, batch.query_words]  # [h, g, b, rows]: the query table value for query i's word
         logits = logits + torch.einsum("hgbi,bijg->bhij", qw, batch.query)
         logits = logits.masked_fill(~batch.valid[:, None], float("-inf"))
         return torch.log_softmax(logits, dim=-1)
@@ -215,10 +226,11 @@ def _iou_loss(logp, target, batch):
     return 1.0 - (per_row * mask).sum() / mask.sum().clamp(min=1) / per_row.shape[1]
 
 
-def batches(feats: Sequence[Features], vocab_size: int, size: int) -> list[_Batch]:
-    """Sequences grouped by length (little padding), `size` per batch."""
+def batches(feats: Sequence[Features], vocab_size: int, size: int, rows: int = 48, seed: int = 0) -> list[_Batch]:
+    """Sequences grouped by length (little padding), `size` per batch, `rows` rows each."""
+    rng = np.random.default_rng(seed)
     order = sorted(range(len(feats)), key=lambda k: len(feats[k].key_words))
-    return [_Batch(order[s: s + size], feats, vocab_size) for s in range(0, len(order), size)]
+    return [_Batch(order[s: s + size], feats, vocab_size, rows, rng) for s in range(0, len(order), size)]
 
 
 def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], layer: int, heads: int,

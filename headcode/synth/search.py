@@ -80,9 +80,17 @@ def search(split: Split, patterns: Sequence[ir.Pattern], layers: Sequence[int], 
     # Greedy: terms[h] is a list of (weight, pattern index) whose weights sum to 1.
     terms = [[(1.0, int(best[h]))] for h in range(total)]
     current = single_score.max(1).values.clone()
-    partners = single_score.topk(min(PARTNERS, len(patterns)), dim=1).indices
     steps = torch.tensor(STEPS, dtype=torch.float32)[None, None, :, None, None]
     for _ in range(max_terms - 1):
+        # Partners: the candidates that cover most of what the mixture still misses
+        # (the positive residual), not the best single ones, which mostly repeat it.
+        cover = torch.zeros(total, len(patterns))
+        for layer in layers:
+            hs = slice(layer * heads, (layer + 1) * heads)
+            for k in range(count):
+                missing = (targets[k][layer] - _mixture_matrices(terms[hs], candidates[k])).clamp(min=0)
+                cover[hs] += torch.minimum(missing[:, None], candidates[k][None]).sum(-1).mean(-1) / count
+        partners = cover.topk(min(PARTNERS, len(patterns)), dim=1).indices
         gain = torch.zeros(total, partners.shape[1], len(STEPS))
         for layer in layers:
             hs = slice(layer * heads, (layer + 1) * heads)

@@ -108,7 +108,13 @@ def test_entry_point_runs_as_a_module():
     assert done.returncode == 0 and json.loads(done.stdout)["canonical"] == "bos"
 
 
-@pytest.mark.slow
-def test_demo_runs(capsys):
-    code, out, _ = run(capsys, "demo")
+def test_demo_shows_the_hand_written_programs(capsys):
+    code, out, _ = run(capsys, "demo", "--hand")
     assert code == 0 and "latest_punct = last(punct) else bos" in out and out.count("[id ") >= 8
+
+
+@pytest.mark.slow
+def test_demo_explains_heads_of_the_embedded_model(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--heads", "L0.H0,L3.H1", "--out", str(tmp_path / "demo.lib"), "--quiet")
+    assert code == 0 and "wrote" in out and (tmp_path / "demo.lib" / "manifest.json").is_file()
+    assert '"mean_iou"' in out

@@ -1,11 +1,14 @@
-"""`headcode demo`: the main job on the embedded defaults.
+"""`headcode demo`: the main job on the embedded defaults (what `make demo` runs).
 
-For now: a few hand-written programs (demo.hc, shipped with the package), their
-canonical form and id, and their attention matrices on a sentence.
+Explains every head of the embedded model (smollm2-135m) on the shipped stories:
+capture, search and fit, select on validation, score on test, and write the library
+to `--out` (default `demo.lib`); then shows a few of the fitted programs on a
+sentence. `--hand` shows the hand-written example programs (demo.hc) instead.
 """
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 
 from headcode import dsl
@@ -14,28 +17,66 @@ SENTENCE = 'Tom saw a big dog. The dog ran to Tom, and Tom said: "Hello, dog!"'
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="show hand-written programs on a sentence (make demo)")
-    p.add_argument("--text", default=SENTENCE, metavar="SENTENCE", help="the sentence to show them on")
+    p = subparsers.add_parser("demo", help="explain the embedded model on the shipped stories (make demo)")
+    p.add_argument("--out", default="demo.lib", metavar="LIB", help="where to write the library (demo.lib)")
+    p.add_argument("--heads", metavar="L0.H1,...", help="only these heads (default: all)")
+    p.add_argument("--hand", action="store_true", help="only show the hand-written example programs")
+    p.add_argument("--text", default=SENTENCE, metavar="SENTENCE", help="the sentence to show programs on")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args) -> int:
-    from headcode.cli.programs import split_words
+    if args.hand:
+        return _hand(args.text)
+    from headcode.cli.explain import _check_out, _print_table, _report
+    from headcode.loaders.corpora import DEFAULT
+    from headcode.loaders.models import EMBEDDED
+    from headcode.synth import pipeline
+
+    _check_out(args.out)
+    print(f"explaining every head of {EMBEDDED} on the shipped {DEFAULT} (a few minutes on 2 cores)")
+    result, lib = pipeline.run(pipeline.Job(model=EMBEDDED, corpus=DEFAULT, heads_spec=args.heads),
+                               progress=not args.quiet)
+    lib.save(args.out)
+    report = _report(result, lib)
+    _print_table(report)
+    print(f"\nwrote {args.out} ({report['num_programs']} distinct programs); inspect it with "
+          f"`headcode library inspect {args.out}`")
+    best = sorted(result.heads, key=lambda h: -h.test["iou"])[:3]
+    _show([(f"L{h.layer}.H{h.head} (test iou {h.test['iou']:.2f})", h.program) for h in best], args.text, lib)
+    print(json.dumps({"mean_iou": report["mean_iou"], "baselines": report["baselines"]}))
+    return 0
+
+
+def _show(programs, text: str, lib=None) -> None:
     from headcode.compiler import compile_program
     from headcode.compiler.tokens import TokenTable
     from headcode.plots import terminal_heatmap
 
+    if lib is not None:
+        from headcode.loaders.models import load_model
+
+        tokenizer = load_model(lib.model.name).tokenizer
+        table = TokenTable.from_text(tokenizer, text)
+        labels = [s.strip() or "·" for s in table.surfaces]
+    else:
+        from headcode.cli.programs import split_words
+
+        labels = split_words(text)
+        table = TokenTable.from_words(labels)
+    for title, program in programs:
+        shown = dsl.show(program)
+        print(f"\n{title} = {shown if len(shown) < 300 else shown[:297] + '...'}    [id {dsl.program_id(program)}]")
+        print(terminal_heatmap(compile_program(program).evaluate(table), labels))
+
+
+def _hand(text: str) -> int:
     source = resources.files("headcode.cli").joinpath("demo.hc").read_text("utf-8")
     programs = dsl.parse_programs(source, "demo.hc")
-    words = split_words(args.text)
-    table = TokenTable.from_words(words)
-    print(f"{len(programs)} hand-written programs on: {args.text}\n")
+    print(f"{len(programs)} hand-written programs on: {text}")
     for program in programs:
-        canonical = dsl.canonical(program.pattern)
-        matrix = compile_program(canonical).evaluate(table)
         for comment in program.comments:
             print(comment)
-        print(f"{program.name} = {dsl.show(canonical)}    [id {dsl.program_id(canonical)}]")
-        print(terminal_heatmap(matrix, words))
-        print()
+        _show([(program.name, dsl.canonical(program.pattern))], text)
     return 0

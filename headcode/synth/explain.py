@@ -5,7 +5,8 @@ Honest evaluation, stage by stage:
   2. propose   search: every named pattern, the best single one per head and the
                greedy mixture of up to three (training split only); score form:
                softmax terms and word tables fitted per layer (training split
-               only); optionally LLM proposals from a summary of each head;
+               only), then mixed with a named pattern where that helps on the
+               training split; optionally LLM proposals from a summary of each head;
   3. select    each head's program among its candidates by validation IoU;
   4. score     the chosen program and the baselines (bos, uniform, best single
                named pattern, greedy mixture) on the test split, never seen before.
@@ -27,7 +28,7 @@ from headcode.synth import scoreform
 from headcode.synth.data import Split
 from headcode.synth.evaluate import Head, mean_of, score_candidates
 from headcode.synth.patterns import named_patterns
-from headcode.synth.search import search
+from headcode.synth.search import Sample, extend, search
 
 BASELINES = ("bos", "uniform", "best_single", "greedy_mixture")
 PROPOSERS = ("search", "openai", "both")
@@ -89,9 +90,8 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
     clock = _Clock(stages)
     notes: list[str] = []
 
-    patterns = named_patterns()
-    found = search(train, patterns, sorted({l for l, _ in wanted}), heads_per_layer, settings.max_terms,
-                   progress=progress)
+    sample = Sample(train, named_patterns())
+    found = search(sample, sorted({l for l, _ in wanted}), heads_per_layer, settings.max_terms, progress=progress)
     clock.lap("search")
 
     candidates: dict[Head, list[tuple[str, ir.Pattern]]] = {
@@ -99,9 +99,15 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
                  ("greedy_mixture", found.mixture[l * heads_per_layer + h])]
         for l, h in wanted
     }
-    for head, program in _score_form(train, wanted, heads_per_layer, settings.fit, progress).items():
+    fitted = _score_form(train, wanted, heads_per_layer, settings.fit, progress)
+    for head, program in fitted.items():
         candidates[head].append(("score", program))
     clock.lap("score_form")
+    # What a softmax cannot say (the latest comma, the sentence start...) mixed in.
+    for head, program in extend(sample, fitted, heads_per_layer, progress=progress).items():
+        if program != fitted[head]:
+            candidates[head].append(("score+pattern", program))
+    clock.lap("extend")
 
     if settings.proposer in ("openai", "both"):
         from headcode.synth.proposals import llm_candidates

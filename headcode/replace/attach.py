@@ -1,0 +1,266 @@
+"""Attach a library's programs to a model in place of some of its heads.
+
+    with attach(model, lib, fraction=0.25, tokenizer=tok) as handle:
+        handle.set_inputs(tables)          # optional: exact tables for the next inputs
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    # detached: the model computes exactly what it computed before
+
+`attach` switches the model to the "headcode" attention implementation
+(headcode.replace.attention) and remembers the previous one, which `detach` puts
+back; a forward pre-hook on the base model records each forward's input ids and
+attention mask, from which every row gets its token table (headcode.replace.tables)
+and its real-token span. Program matrices are computed once per forward, for every
+chosen head of every layer together, at the first layer that needs them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from headcode.errors import UserError
+from headcode.replace import attention as attn
+from headcode.replace.tables import real_spans, table_from_ids
+
+Head = tuple[int, int]
+# (table, heads) -> float[len(heads), n, n]: causal, row-stochastic matrices.
+MatricesFn = Callable[[object, Sequence[Head]], np.ndarray]
+_REBUILT_MAX = 1024  # tables rebuilt from ids kept at most (a forward needs one per row)
+
+
+def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: float | None = None, *,
+           tokenizer=None, matrices_fn: MatricesFn | None = None, force: bool = False) -> Handle:
+    """Replace heads of `model` by their programs in `library` until `detach`.
+
+    Give exactly one of `heads` (a list of (layer, head)) or `fraction` (of all the
+    model's heads, chosen by the library's recorded validation IoU, best first,
+    ties by (layer, head)). `tokenizer` lets rows without a registered table get one
+    rebuilt from their ids, and completes the model check (the fingerprint covers the
+    vocabulary): without it only the architecture and shape are checked. A model
+    the library was not fitted to is refused unless `force`. `matrices_fn` replaces
+    the programs (tests use it for oracles); `library` is then needed only for `fraction`.
+    """
+    attn.register()
+    modules = attention_modules(model)
+    config = model.config
+    n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
+    warnings: list[str] = []
+    if library is not None:
+        warnings = _check_model(library, model, tokenizer, force)
+    elif matrices_fn is None:
+        raise UserError("attach needs a library (or matrices_fn)")
+    chosen = choose_heads(library, n_layers * n_heads, heads, fraction)
+    for layer, head in chosen:
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
+            raise UserError(f"head L{layer}.H{head} is outside the model ({n_layers} layers of {n_heads} heads)")
+        if matrices_fn is None and (layer, head) not in library:
+            raise UserError(f"head L{layer}.H{head} has no program in the library")
+    if any(m in attn.ATTACHED for m in modules):
+        raise UserError("this model already has heads replaced; detach that handle first")
+    if matrices_fn is None:
+        matrices_fn = _programs_fn(library, sorted(chosen))
+    return Handle(model, modules, chosen, matrices_fn, tokenizer, warnings)
+
+
+def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
+                 fraction: float | None = None) -> list[Head]:
+    """The heads to replace, in the order chosen (see `attach`)."""
+    if (heads is None) == (fraction is None):
+        raise UserError("give either heads or fraction to replace, not both" if heads is not None
+                        else "give the heads or the fraction of heads to replace")
+    if heads is not None:
+        chosen = [(int(layer), int(head)) for layer, head in heads]
+        if len(set(chosen)) != len(chosen):
+            raise UserError("a head is listed twice")
+        return chosen
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise UserError(f"fraction must be a number from 0 to 1, got {fraction!r}")
+    if library is None:
+        raise UserError("choosing heads by fraction needs a library (its validation IoU ranks them)")
+    count = math.floor(fraction * total + 0.5)  # round half up: 25% of 270 heads is 68
+    ranked = sorted(library, key=lambda key: (-library[key].validation.get("iou", -math.inf), key))
+    if count > len(ranked):
+        raise UserError(f"fraction {fraction:g} needs {count} of the model's {total} heads, "
+                        f"but the library explains only {len(ranked)}")
+    return ranked[:count]
+
+
+def attention_modules(model) -> list:
+    """The self-attention module of each layer, indexed by layer."""
+    found: dict[int, object] = {}
+    for module in model.modules():
+        layer = getattr(module, "layer_idx", None)
+        if (type(module).__name__.endswith("Attention") and isinstance(layer, int)
+                and not getattr(module, "is_cross_attention", False)):
+            if layer in found:
+                raise UserError(f"{type(model).__name__}: two attention modules claim layer {layer}")
+            found[layer] = module
+    layers = int(model.config.num_hidden_layers)
+    if sorted(found) != list(range(layers)):
+        raise UserError(f"{type(model).__name__}: cannot find one attention module per layer "
+                        f"({len(found)} found for {layers} layers)")
+    return [found[k] for k in range(layers)]
+
+
+def _check_model(library, model, tokenizer, force: bool) -> list[str]:
+    from headcode.library import ModelIdentity, identity_of
+
+    if tokenizer is not None:
+        identity = identity_of(library.model.name, model, tokenizer)
+    else:  # no vocabulary, no fingerprint: compare what the model alone says
+        mine = identity_of(library.model.name, model, _NoVocab())
+        identity = ModelIdentity(**{**mine.to_json(), "fingerprint": library.model.fingerprint})
+    return library.check_model(identity, force=force)
+
+
+class _NoVocab:
+    def get_vocab(self) -> dict:
+        return {}
+
+
+def _programs_fn(library, heads: list[Head]) -> MatricesFn:
+    from headcode.compiler import ProgramBatch
+
+    batch = ProgramBatch([library.program_of(*key) for key in heads])
+    order = {key: k for k, key in enumerate(heads)}
+
+    def evaluate(table, wanted: Sequence[Head]) -> np.ndarray:
+        out = batch.evaluate(table)
+        return out if list(wanted) == heads else out[[order[key] for key in wanted]]
+
+    return evaluate
+
+
+class Handle:
+    """Heads of one model replaced by programs; `detach` (or leaving `with`) undoes it."""
+
+    def __init__(self, model, modules: list, heads: list[Head], matrices_fn: MatricesFn, tokenizer,
+                 warnings: list[str]):
+        self.model = model
+        self.heads = tuple(heads)  # in the order chosen (best first with a fraction)
+        self.warnings = tuple(warnings)
+        self.tokenizer = tokenizer
+        self._matrices_fn = matrices_fn
+        self._order = sorted(self.heads)  # row k of a forward's matrices is head _order[k]
+        self._index = {key: k for k, key in enumerate(self._order)}
+        self._by_layer: dict[int, list[int]] = {}
+        for layer, head in self._order:
+            self._by_layer.setdefault(layer, []).append(head)
+        self._given: dict[tuple[int, ...], object] = {}  # ids -> table, from set_inputs
+        self._rebuilt: dict[tuple[int, ...], object] = {}  # ids -> table, from the tokenizer
+        self._ordered: list = []  # set_inputs tables in order, for forwards given embeddings
+        self._inputs = (None, None)  # this forward's (input_ids, attention_mask)
+        self._cache = None  # this forward's ((batch, n, dtype, device), matrices, real rows)
+        self._modules = [modules[layer] for layer in self._by_layer]
+        self._previous = model.config._attn_implementation
+        _set_implementation(model, attn.NAME)
+        base = getattr(model, "base_model", model)
+        self._hook = base.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+        for layer in self._by_layer:
+            attn.ATTACHED[modules[layer]] = (self, layer)
+        self.attached = True
+
+    # --- lifetime ---
+
+    def detach(self) -> None:
+        """Put the model back exactly as it was (safe to call twice)."""
+        if not self.attached:
+            return
+        for module in self._modules:
+            attn.ATTACHED.pop(module, None)
+        self._hook.remove()
+        _set_implementation(self.model, self._previous)
+        self._cache = None
+        self.attached = False
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        state = "attached" if self.attached else "detached"
+        return f"<headcode.replace.Handle {state}: {len(self.heads)} heads>"
+
+    # --- inputs ---
+
+    def set_inputs(self, tables: Sequence) -> None:
+        """Token tables for the coming forwards (one per row, in batch order): a row
+        whose real ids equal a table's ids uses that table instead of a rebuilt one."""
+        self._ordered = list(tables)
+        self._given = {tuple(int(i) for i in t.ids): t for t in self._ordered}
+
+    def _before_forward(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self._inputs = (ids, kwargs.get("attention_mask"))
+        self._cache = None
+
+    def _table(self, row: int, ids) -> object:
+        if ids is None:  # the forward got embeddings: only tables given in order can serve
+            if row >= len(self._ordered):
+                raise UserError("a forward without input_ids needs its token tables: call set_inputs(tables)")
+            return self._ordered[row]
+        key = tuple(int(i) for i in ids)
+        table = self._given.get(key) or self._rebuilt.get(key)
+        if table is None:
+            if self.tokenizer is None:
+                raise UserError("no token table for this input: pass tokenizer= to attach, or call set_inputs(tables)")
+            if len(self._rebuilt) >= _REBUILT_MAX:
+                self._rebuilt.clear()
+            table = self._rebuilt[key] = table_from_ids(self.tokenizer, key)
+        return table
+
+    # --- the replacement (called by headcode.replace.attention) ---
+
+    def _matrices(self, batch: int, n: int, dtype, device):
+        """This forward's program matrices [batch, heads, n, n] and real rows [batch, n]."""
+        shape = (batch, n, dtype, device)
+        if self._cache is not None and self._cache[0] == shape:
+            return self._cache[1], self._cache[2]
+        ids, mask = self._inputs
+        if ids is not None and tuple(ids.shape) != (batch, n):
+            raise ValueError(f"input ids of shape {tuple(ids.shape)} do not match the attention ({batch}, {n})")
+        spans = real_spans(mask, batch, n)
+        full = np.zeros((batch, len(self._order), n, n))
+        rows = np.zeros((batch, n), dtype=bool)
+        host_ids = ids.detach().cpu().numpy() if ids is not None else None
+        for b, (start, stop) in enumerate(spans):
+            table = self._table(b, None if host_ids is None else host_ids[b, start:stop])
+            if len(table) != stop - start:
+                raise UserError(f"batch row {b}: its token table has {len(table)} tokens "
+                                f"but the row has {stop - start} real tokens")
+            m = np.asarray(self._matrices_fn(table, self._order), dtype=np.float64)
+            if m.shape != (len(self._order), len(table), len(table)):
+                raise ValueError(f"matrices of shape {m.shape}, expected {(len(self._order), len(table), len(table))}")
+            if np.triu(m, 1).any():  # a program that reads the future would leak it
+                raise ValueError("a replacement matrix attends to later tokens (not causal)")
+            full[b, :, start:stop, start:stop] = m
+            rows[b, start:stop] = True
+        tensors = (torch.from_numpy(full).to(device=device, dtype=dtype), torch.from_numpy(rows).to(device))
+        self._cache = (shape, *tensors)
+        return tensors
+
+    def _substitute(self, layer: int, weights: torch.Tensor) -> torch.Tensor:
+        heads = self._by_layer.get(layer)
+        if not heads:
+            return weights
+        batch, _, q, k = weights.shape
+        if q != k:
+            raise ValueError("replaced heads need whole-sequence forwards (no past_key_values / incremental decoding)")
+        full, rows = self._matrices(batch, q, weights.dtype, weights.device)
+        ks = [self._index[(layer, h)] for h in heads]
+        weights = weights.clone()
+        # Padded query rows keep their (unused) eager values; real rows take the program.
+        weights[:, heads] = torch.where(rows[:, None, :, None], full[:, ks], weights[:, heads])
+        return weights
+
+
+def _set_implementation(model, name: str) -> None:
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(name)
+    else:  # older transformers: the config attribute is what layers read
+        model.config._attn_implementation = name

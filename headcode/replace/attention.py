@@ -1,0 +1,65 @@
+"""The attention function registered with transformers under the name "headcode".
+
+A model whose `config._attn_implementation` is "headcode" calls `attention` in
+every attention layer (Llama family and GPT-2 both dispatch through
+`ALL_ATTENTION_FUNCTIONS`). It is eager attention, written out the way
+transformers' eager functions do it, so heads left alone give the same numbers;
+for the heads chosen in that layer the softmax probabilities are replaced by the
+program's matrix before the value product. The mask builder for "headcode" is the
+eager one (an additive float mask), registered alongside.
+
+Which heads, and their matrices, come from the `Handle` attached to the model: the
+module -> (handle, layer) map below is the only state, and a module that is not in
+it (never attached, or detached) gets plain eager attention.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import nn
+
+NAME = "headcode"
+
+# attention module -> (handle, layer); weak, so a dropped model leaves nothing behind.
+ATTACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
+    """[b, kv, s, d] -> [b, kv*groups, s, d]: query head h reads key/value head h // groups
+    (the same expansion as transformers' Llama `repeat_kv`)."""
+    if groups == 1:
+        return states
+    b, kv, s, d = states.shape
+    return states[:, :, None, :, :].expand(b, kv, groups, s, d).reshape(b, kv * groups, s, d)
+
+
+def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention with the attached heads' probabilities replaced by programs."""
+    if key.shape[1] == 0 or query.shape[1] % key.shape[1]:
+        raise ValueError(f"{query.shape[1]} query heads cannot share {key.shape[1]} key/value heads")
+    groups = query.shape[1] // key.shape[1]
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    if scaling is None:  # GPT-2's default
+        scaling = query.size(-1) ** -0.5
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask[:, :, :, : key.shape[-2]]
+    weights = nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    entry = ATTACHED.get(module)
+    if entry is not None:
+        handle, layer = entry
+        weights = handle._substitute(layer, weights)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+def register() -> None:
+    """Make "headcode" a valid attention implementation (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(NAME, attention)
+    AttentionMaskInterface.register(NAME, eager_mask)

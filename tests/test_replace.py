@@ -1,0 +1,256 @@
+"""Heads replaced inside the model: proofs on tiny random GPT-2 and Llama models
+(and, marked slow, on the embedded model) that the mechanism does what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from headcode.compiler import TokenTable
+from headcode.errors import UserError
+from headcode.library import Library, ModelIdentity, identity_of
+from headcode.loaders.models import build_tiny_model, load_model
+from headcode.replace import attach, attention_modules, choose_heads, encode, forward, run, table_from_ids
+from headcode.replace import attention as attn
+
+TEXTS = [
+    "Tom saw a big dog. The dog ran to Tom, and Tom said: \"Hello, dog!\"",
+    "Lily had a red ball.",
+    "One day the ball rolled away. Lily was sad, but her friend found it.",
+]
+PROGRAMS = ["bos", "prev(1) else bos", "last(punct) else bos", "0.5*bos + 0.5*self", "decay(0.5)"]
+CREATED = "2026-01-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def tiny(request, tmp_path_factory):
+    loaded = load_model(str(build_tiny_model(request.param, tmp_path_factory.mktemp(request.param))))
+    return loaded
+
+
+def library_for(loaded, name="tiny") -> Library:
+    """Every head explained by one of a few simple programs; IoU falls with the index."""
+    identity = identity_of(name, loaded.model, loaded.tokenizer)
+    lib = Library(model=identity, corpus={"name": "stories", "split_seed": 0}, created=CREATED)
+    k = 0
+    for layer in range(identity.num_layers):
+        for head in range(identity.num_heads):
+            lib = lib.with_head(layer, head, PROGRAMS[k % len(PROGRAMS)], validation={"iou": 1.0 - 0.01 * k})
+            k += 1
+    return lib
+
+
+def logits_of(loaded, texts=TEXTS, handle=None, **options):
+    out, batch = run(loaded.model, loaded.tokenizer, texts, handle, add_special_tokens=loaded.add_special_tokens,
+                     **options)
+    return out, batch
+
+
+def all_heads(loaded):
+    return [(layer, head) for layer in range(loaded.n_layers) for head in range(loaded.n_heads)]
+
+
+def record(loaded, table) -> list[np.ndarray]:
+    """The model's own attention on one sequence, per layer: [heads, n, n]."""
+    ids = torch.from_numpy(table.ids.copy())[None]
+    with torch.no_grad():
+        out = loaded.model(input_ids=ids, output_attentions=True)
+    return [a[0].double().numpy() for a in out.attentions]
+
+
+def oracle(loaded, tables):
+    """A surrogate returning each head's recorded attention on the sequence it is shown."""
+    recorded = {tuple(t.ids.tolist()): record(loaded, t) for t in tables}
+
+    def matrices(table, heads):
+        own = recorded[tuple(table.ids.tolist())]
+        return np.stack([own[layer][head] for layer, head in heads])
+
+    return matrices
+
+
+def projection_inputs(loaded, layer):
+    """Capture the input of a layer's output projection (o_proj / c_proj)."""
+    module = attention_modules(loaded.model)[layer]
+    proj = getattr(module, "o_proj", None) or module.c_proj
+    seen = []
+    hook = proj.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    return seen, hook
+
+
+# --- the proofs ----------------------------------------------------------------------
+
+
+def test_oracle_leaves_logits_unchanged(tiny):
+    batch = encode(TEXTS, tiny.tokenizer, add_special_tokens=tiny.add_special_tokens)
+    base = forward(tiny.model, batch)
+    with attach(tiny.model, heads=all_heads(tiny), matrices_fn=oracle(tiny, batch.tables)) as handle:
+        out = forward(tiny.model, batch, handle)
+    real = batch.attention_mask.bool()
+    assert (out - base)[real].abs().max().item() <= 1e-5
+
+
+def test_one_head_changes_only_its_slice(tiny):
+    lib = library_for(tiny)
+    head_dim = tiny.model.config.hidden_size // tiny.n_heads
+    for layer in range(tiny.n_layers):
+        for head in (0, tiny.n_heads - 1):
+            seen, hook = projection_inputs(tiny, layer)
+            try:
+                logits_of(tiny)
+                with attach(tiny.model, lib, heads=[(layer, head)], tokenizer=tiny.tokenizer) as handle:
+                    logits_of(tiny, handle=handle)
+            finally:
+                hook.remove()
+            before, after = seen
+            mine = slice(head * head_dim, (head + 1) * head_dim)
+            changed = (before != after).any(dim=(0, 1))
+            assert changed[mine].any(), (layer, head)
+            changed[mine] = False
+            assert not changed.any(), f"L{layer}.H{head} changed other heads' slices"
+
+
+def test_no_future_leakage(tiny):
+    lib = library_for(tiny)
+    table = TokenTable.from_text(tiny.tokenizer, TEXTS[0], add_special_tokens=tiny.add_special_tokens)
+    ids = torch.from_numpy(table.ids.copy())[None]
+    other = ids.clone()
+    other[0, -1] = (int(ids[0, -1]) + 7) % tiny.tokenizer.vocab_size  # a different last token
+    with attach(tiny.model, lib, fraction=1.0, tokenizer=tiny.tokenizer):
+        with torch.no_grad():
+            a = tiny.model(input_ids=ids).logits
+            b = tiny.model(input_ids=other).logits
+    assert not torch.equal(a[0, -1], b[0, -1])
+    assert (a[0, :-1] - b[0, :-1]).abs().max().item() <= 1e-6
+
+
+def test_detach_restores_bit_identical_outputs(tiny):
+    lib = library_for(tiny)
+    before, _ = logits_of(tiny)
+    previous = tiny.model.config._attn_implementation
+    handle = attach(tiny.model, lib, fraction=0.5, tokenizer=tiny.tokenizer)
+    during, _ = logits_of(tiny, handle=handle)
+    assert tiny.model.config._attn_implementation == attn.NAME
+    handle.detach()
+    handle.detach()  # twice is harmless
+    after, _ = logits_of(tiny)
+    assert not torch.equal(before, during)
+    assert torch.equal(before, after)
+    assert tiny.model.config._attn_implementation == previous
+    assert not any(m in attn.ATTACHED for m in attention_modules(tiny.model))
+
+
+def test_gqa_query_heads_read_their_kv_group(tmp_path_factory):
+    loaded = load_model(str(build_tiny_model("llama", tmp_path_factory.mktemp("gqa"))))
+    config = loaded.model.config
+    assert (config.num_attention_heads, config.num_key_value_heads) == (4, 2)
+    head_dim = config.hidden_size // config.num_attention_heads
+    lib = library_for(loaded)  # head 0 of layer 0 is "bos"
+    layer = 1
+    module = attention_modules(loaded.model)[layer]
+    hidden = []
+    pre = module.register_forward_pre_hook(lambda mod, args, kwargs: hidden.append(kwargs["hidden_states"]),
+                                            with_kwargs=True)
+    for head in range(4):
+        hidden.clear()
+        lib_head = lib.with_head(layer, head, "bos")
+        seen, hook = projection_inputs(loaded, layer)
+        try:
+            with attach(loaded.model, lib_head, heads=[(layer, head)], tokenizer=loaded.tokenizer) as handle:
+                logits_of(loaded, TEXTS[:1], handle)
+        finally:
+            hook.remove()
+        values = module.v_proj(hidden[0]).view(1, -1, config.num_key_value_heads, head_dim)
+        expected = values[0, 0, head // 2]  # "bos": every query reads the value of token 0
+        got = seen[0][0, :, head * head_dim:(head + 1) * head_dim]
+        torch.testing.assert_close(got, expected.expand_as(got), atol=1e-6, rtol=0)
+    pre.remove()
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padded_batches_match_single_sequences(tiny, side):
+    lib = library_for(tiny)
+    with attach(tiny.model, lib, fraction=0.5, tokenizer=tiny.tokenizer) as handle:
+        out, batch = logits_of(tiny, handle=handle, padding_side=side)
+        for b, text in enumerate(TEXTS):
+            alone, _ = logits_of(tiny, [text], handle)
+            n = len(batch.tables[b])
+            start = batch.starts[b]
+            torch.testing.assert_close(out[b, start:start + n], alone[0], atol=1e-5, rtol=0)
+
+
+def test_rebuilt_tables_need_no_texts(tiny):
+    """Rows without a given table get one rebuilt from ids: same logits as exact tables."""
+    lib = library_for(tiny)
+    batch = encode(TEXTS, tiny.tokenizer, add_special_tokens=tiny.add_special_tokens)
+    with attach(tiny.model, lib, fraction=1.0, tokenizer=tiny.tokenizer) as handle:
+        exact = forward(tiny.model, batch, handle)
+        handle.set_inputs([])
+        with torch.no_grad():
+            rebuilt = tiny.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                 position_ids=batch.position_ids).logits
+    assert torch.equal(exact, rebuilt)
+
+
+def test_tables_from_ids_match_tables_from_text(tiny):
+    from headcode.loaders.corpora import open_corpus, sequences
+
+    count = 0
+    for seq in sequences(open_corpus(), tiny.tokenizer, 64, add_special_tokens=tiny.add_special_tokens):
+        rebuilt = table_from_ids(tiny.tokenizer, seq.table.ids)
+        assert np.array_equal(rebuilt.features, seq.table.features), seq.text
+        count += 1
+        if count == 40:
+            break
+
+
+def test_refuses_acausal_matrices(tiny):
+    def future(table, heads):
+        n = len(table)
+        return np.full((len(heads), n, n), 1.0 / n)
+
+    with attach(tiny.model, heads=[(0, 0)], matrices_fn=future) as handle:
+        with pytest.raises(ValueError, match="later tokens"):
+            logits_of(tiny, handle=handle)
+
+
+# --- choosing heads and refusing bad input ----------------------------------------------
+
+
+def test_fraction_picks_best_validation_iou_ties_by_head():
+    identity = ModelIdentity("m", "LlamaForCausalLM", 2, 2, 2, "sha256:" + "0" * 64)
+    lib = Library(model=identity, corpus={"name": "stories", "split_seed": 0}, created=CREATED)
+    lib = (lib.with_head(1, 1, "bos", validation={"iou": 0.9}).with_head(0, 1, "bos", validation={"iou": 0.5})
+           .with_head(0, 0, "bos", validation={"iou": 0.5}).with_head(1, 0, "bos"))
+    assert choose_heads(lib, 4, fraction=0.5) == [(1, 1), (0, 0)]
+    assert choose_heads(lib, 4, fraction=0.75) == [(1, 1), (0, 0), (0, 1)]
+    assert choose_heads(lib, 4, fraction=1.0)[-1] == (1, 0)  # no recorded IoU: last
+    assert choose_heads(lib, 4, fraction=0.0) == []
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(UserError, match="from 0 to 1"):
+            choose_heads(lib, 4, fraction=bad)
+    with pytest.raises(UserError, match="explains only 3"):
+        choose_heads(lib.without_head(1, 0), 4, fraction=1.0)
+    with pytest.raises(UserError):
+        choose_heads(lib, 4, heads=[(0, 0)], fraction=0.5)
+
+
+def test_bad_input_is_refused(tiny):
+    lib = library_for(tiny)
+    with pytest.raises(UserError, match="outside the model"):
+        attach(tiny.model, lib, heads=[(tiny.n_layers, 0)], tokenizer=tiny.tokenizer)
+    with pytest.raises(UserError, match="no program"):
+        attach(tiny.model, lib.without_head(0, 0), heads=[(0, 0)], tokenizer=tiny.tokenizer)
+    other = lib.replace(model=ModelIdentity(**{**lib.model.to_json(), "fingerprint": "sha256:" + "1" * 64}))
+    with pytest.raises(UserError, match="model mismatch"):
+        attach(tiny.model, other, fraction=0.5, tokenizer=tiny.tokenizer)
+    with attach(tiny.model, other, fraction=0.5, tokenizer=tiny.tokenizer, force=True) as handle:
+        assert handle.warnings
+        with pytest.raises(UserError, match="already has heads replaced"):
+            attach(tiny.model, lib, fraction=0.5, tokenizer=tiny.tokenizer)
+    with attach(tiny.model, lib, fraction=0.5) as handle:  # no tokenizer: no rebuilt tables
+        with pytest.raises(UserError, match="no token table"):
+            with torch.no_grad():
+                tiny.model(input_ids=torch.tensor([[5, 6, 7]]))
+        handle.set_inputs([])

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "headcode.cli.capture",  # capture, heads
     "headcode.cli.explain",  # explain, score, predict
     "headcode.cli.library",  # library inspect, verify, diff, merge, stats
+    "headcode.cli.replace",  # replace
 )
 
 

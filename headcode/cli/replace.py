@@ -1,0 +1,170 @@
+"""`headcode replace`: replace a growing fraction of heads by their programs and
+measure perplexity (and multiple-choice QA accuracy) at each fraction.
+
+The evaluation text is the corpus's *test* split under the library's recorded split
+seed: the programs were fitted on the training split and chosen on validation, so
+no figure here comes from text the library has seen. Heads are chosen by the
+library's validation IoU (see headcode.replace.attach).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from headcode.cli.options import add_corpus, add_quiet, positive
+from headcode.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("replace", help="replace heads by their programs; perplexity and QA per fraction")
+    p.add_argument("--library", required=True, metavar="LIB")
+    p.add_argument("--model", metavar="M", help="registered name, local path or hub name (default: the library's model)")
+    add_corpus(p)
+    p.set_defaults(seed=None)  # default: the library's recorded split seed
+    p.add_argument("--max-seqs", type=positive, default=200, metavar="N", help="test sequences at most (200)")
+    p.add_argument("--fractions", type=_fractions, default=[0.0, 0.1, 0.25, 0.5, 1.0], metavar="F,...",
+                   help="fractions of the model's heads to replace (0,0.1,0.25,0.5,1); 0 is always included")
+    p.add_argument("--qa", type=_qa_sets, default=["builtin"], metavar="SET,...",
+                   help="question sets: builtin (the default), arc-easy, piqa, sciq, or none")
+    p.add_argument("--qa-limit", type=positive, default=200, metavar="N", help="questions per public set (200)")
+    p.add_argument("--batch-size", type=positive, default=8, metavar="B", help="sequences per forward (8)")
+    p.add_argument("--force", action="store_true", help="attach even if the model's fingerprint differs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--png", metavar="OUT.png", help="write a plot of perplexity against the fraction replaced")
+    add_quiet(p)
+    p.set_defaults(func=cmd_replace)
+
+
+def _fractions(text: str) -> list[float]:
+    import argparse
+
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    bad = [v for v in values if not 0 <= v <= 1]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"fractions must be numbers from 0 to 1, got {text!r}")
+    return values
+
+
+def _qa_sets(text: str) -> list[str]:
+    import argparse
+
+    from headcode.replace.qa import NAMES
+
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown QA set {unknown[0]!r}; use {', '.join(NAMES)} or none")
+    return names
+
+
+def cmd_replace(args) -> int:
+    from headcode.library import Library
+    from headcode.loaders.corpora import open_corpus, sequences
+    from headcode.loaders.models import load_model
+    from headcode.replace import evaluate, qa
+
+    lib = Library.load(args.library)
+    seed = lib.corpus.get("split_seed", 0) if args.seed is None else args.seed
+    if seed != lib.corpus.get("split_seed", seed):
+        print(f"headcode: warning: seed {seed} is not the library's split seed {lib.corpus['split_seed']}; "
+              "the test split may hold text the programs were fitted on", file=sys.stderr)
+    if args.png:
+        _check_png(args.png)
+    loaded = load_model(args.model or lib.model.name)
+    corpus = open_corpus(args.corpus)
+    tables = []
+    for seq in sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
+                         one_per_line=args.one_per_line, seed=seed, splits=["test"], shape=args.shape):
+        if len(seq.table) >= 2:
+            tables.append(seq.table)
+            if len(tables) >= args.max_seqs:
+                break
+    if not tables:
+        raise UserError(f"{corpus.name}: no test-split sequences of at least 2 tokens (seed {seed})")
+    sets, skipped = {}, {}
+    for name in args.qa:
+        try:
+            sets[name] = qa.load(name, args.qa_limit)
+        except qa.Unavailable as why:
+            skipped[name] = str(why)
+            print(f"headcode: note: QA set {name} skipped: {why}", file=sys.stderr)
+    say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
+    points = evaluate.curve(loaded.model, loaded.tokenizer, lib, tables, args.fractions, qa=sets,
+                            add_special_tokens=loaded.add_special_tokens, batch_size=args.batch_size,
+                            force=args.force, progress=say)
+    report = {
+        "model": loaded.name, "library": str(args.library), "library_heads": len(lib),
+        "corpus": corpus.name, "split": "test", "seed": seed, "shape": args.shape, "max_len": args.max_len,
+        "sequences": len(tables), "tokens": points[0]["tokens"],
+        "heads_in_model": loaded.n_layers * loaded.n_heads, "qa_skipped": skipped, "points": points,
+    }
+    if args.png:
+        _plot(points, f"{loaded.name}: {lib.model.name} library on {corpus.name} (test split)", args.png)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        _print(report)
+        if args.png:
+            print(f"wrote {args.png}")
+    return 0
+
+
+def _check_png(path: str) -> None:
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        raise UserError(f"{path}: is a directory; give a file name for the plot")
+
+
+def _print(report: dict) -> None:
+    print(f"{report['model']}: {report['sequences']} test sequences of {report['corpus']} "
+          f"(seed {report['seed']}), {report['tokens']} predicted tokens; "
+          f"library {report['library']} explains {report['library_heads']} of {report['heads_in_model']} heads")
+    names = sorted({n for p in report["points"] for n in p.get("qa", {})})
+    header = f"{'fraction':>8} {'heads':>5} {'perplexity':>10} {'increase':>8}"
+    print(header + "".join(f"  {n + ' acc/norm':>18}" for n in names))
+    for p in report["points"]:
+        row = f"{p['fraction']:8.3g} {p['heads_replaced']:5d} {p['perplexity']:10.3f} {p['increase']:+8.1%}"
+        for n in names:
+            a = p["qa"][n]
+            row += f"  {a['accuracy']:8.3f}/{a['accuracy_norm']:.3f}".rjust(20)
+        print(row)
+    for p in report["points"]:
+        if p["heads"]:
+            shown = ", ".join(f"L{l}.H{h}" for l, h in p["heads"][:12])
+            more = f" and {len(p['heads']) - 12} more" if len(p["heads"]) > 12 else ""
+            print(f"replaced at {p['fraction']:g} (best validation IoU first): {shown}{more}")
+    for name, why in report["qa_skipped"].items():
+        print(f"QA {name} skipped: {why}")
+
+
+def _plot(points: list[dict], title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from headcode.fileio import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot([p["fraction"] for p in points], [p["perplexity"] for p in points], marker="o")
+    for p in points:
+        ax.annotate(f"{p['perplexity']:.1f}", (p["fraction"], p["perplexity"]), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_xlabel("fraction of heads replaced by programs")
+    ax.set_ylabel("perplexity (token-weighted)")
+    values = [p["perplexity"] for p in points]
+    if max(values) > 3 * min(values):  # a curve that explodes stays readable on a log scale
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

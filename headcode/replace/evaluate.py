@@ -1,0 +1,128 @@
+"""What the model loses when heads are replaced: perplexity and multiple-choice QA.
+
+Perplexity is token-weighted: exp of the summed next-token loss over every
+predicted token of every sequence, divided by the number of those tokens (so long
+sequences weigh more, and the figure does not depend on how rows are batched).
+
+QA: each choice is appended to the question's prompt (after one space) and scored
+by the sum of its tokens' log-probabilities; the accuracy takes the best sum, the
+length-normalised accuracy the best mean per token. Answer tokens are the tokens of
+the joined text that hold any character of the answer (from the tokenizer's offsets).
+
+`curve` runs both at each fraction of heads replaced; fraction 0 is the untouched
+model (nothing attached), and heads are chosen by `attach` from the library's
+validation figures, never from the evaluation text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from headcode.compiler.tokens import TokenTable
+from headcode.replace.attach import attach
+from headcode.replace.batch import encode, forward
+
+
+@dataclass(frozen=True)
+class Question:
+    prompt: str  # everything before the answer
+    choices: tuple[str, ...]
+    answer: int  # index of the right choice
+
+
+def perplexity(model, tables: Sequence[TokenTable], handle=None, batch_size: int = 8) -> tuple[float, int]:
+    """(token-weighted perplexity, tokens predicted) of the model on the sequences."""
+    total, count = 0.0, 0
+    ordered = sorted(tables, key=len, reverse=True)  # similar lengths together: less padding
+    for k in range(0, len(ordered), batch_size):
+        batch = encode(ordered[k:k + batch_size])
+        logits = forward(model, batch, handle)
+        loss = _token_losses(logits, batch.input_ids)
+        real = (batch.attention_mask[:, 1:] * batch.attention_mask[:, :-1]).bool()  # right padding
+        total += float(loss[real].double().sum())
+        count += int(real.sum())
+    if count == 0:
+        raise ValueError("no tokens to predict: every sequence has a single token")
+    return math.exp(total / count), count
+
+
+def _token_losses(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Loss of predicting token i+1 at position i: [b, n-1]."""
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    return -logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+
+def qa_accuracy(model, tokenizer, questions: Sequence[Question], handle=None, *, add_special_tokens: bool = False,
+                batch_size: int = 16, max_len: int = 512) -> dict:
+    """{"n", "accuracy", "accuracy_norm"} of the questions, scored by log-probability."""
+    items = []  # (question index, table, answer positions)
+    for q, question in enumerate(questions):
+        for choice in question.choices:
+            items.append((q, *_joined(tokenizer, question.prompt, choice, add_special_tokens, max_len)))
+    sums = [[0.0] * len(q.choices) for q in questions]
+    means = [[0.0] * len(q.choices) for q in questions]
+    slot = [0] * len(questions)
+    for k in range(0, len(items), batch_size):
+        chunk = items[k:k + batch_size]
+        batch = encode([table for _, table, _ in chunk])
+        loss = _token_losses(forward(model, batch, handle), batch.input_ids)
+        for row, (q, _, positions) in enumerate(chunk):
+            logp = -loss[row, [p - 1 for p in positions]].double()
+            sums[q][slot[q]] = float(logp.sum())
+            means[q][slot[q]] = float(logp.mean())
+            slot[q] += 1
+    best = [max(range(len(s)), key=s.__getitem__) for s in sums]
+    best_norm = [max(range(len(m)), key=m.__getitem__) for m in means]
+    n = len(questions)
+    return {
+        "n": n,
+        "accuracy": sum(b == q.answer for b, q in zip(best, questions)) / n if n else float("nan"),
+        "accuracy_norm": sum(b == q.answer for b, q in zip(best_norm, questions)) / n if n else float("nan"),
+    }
+
+
+def _joined(tokenizer, prompt: str, choice: str, add_special_tokens: bool, max_len: int):
+    """The table of prompt + " " + choice and the positions of the answer's tokens."""
+    text = f"{prompt} {choice.strip()}"
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    if len(ids) > max_len:  # keep the answer: cut the prompt's start
+        ids, offsets = ids[-max_len:], offsets[-max_len:]
+    positions = [i for i, (s, e) in enumerate(offsets) if e > len(prompt) + 1 and e > s and i > 0]
+    if not positions:
+        raise ValueError(f"the answer {choice!r} has no tokens of its own")
+    return TokenTable.from_offsets(text, ids, offsets), positions
+
+
+def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: Iterable[float], *,
+          qa: dict[str, Sequence[Question]] | None = None, add_special_tokens: bool = False,
+          batch_size: int = 8, force: bool = False, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Perplexity (and QA accuracies) at each fraction of heads replaced, in increasing
+    order; fraction 0 (the baseline of every `increase`) is always included."""
+    points, baseline = [], None
+    for fraction in sorted({0.0, *map(float, fractions)}):
+        handle = None
+        if fraction > 0:
+            handle = attach(model, library, fraction=fraction, tokenizer=tokenizer, force=force)
+        try:
+            heads = list(handle.heads) if handle else []
+            if progress:
+                progress(f"fraction {fraction:g}: {len(heads)} heads replaced")
+            ppl, tokens = perplexity(model, tables, handle, batch_size)
+            point = {"fraction": fraction, "heads_replaced": len(heads), "perplexity": ppl, "tokens": tokens,
+                     "heads": [list(h) for h in heads]}
+            for name, questions in (qa or {}).items():
+                point.setdefault("qa", {})[name] = qa_accuracy(
+                    model, tokenizer, questions, handle, add_special_tokens=add_special_tokens)
+        finally:
+            if handle:
+                handle.detach()
+        if fraction == 0:
+            baseline = ppl
+        point["increase"] = ppl / baseline - 1 if baseline else None
+        points.append(point)
+    return points

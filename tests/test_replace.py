@@ -254,3 +254,78 @@ def test_bad_input_is_refused(tiny):
             with torch.no_grad():
                 tiny.model(input_ids=torch.tensor([[5, 6, 7]]))
         handle.set_inputs([])
+
+
+# --- evaluation and the command ------------------------------------------------------
+
+
+def test_perplexity_is_token_weighted_and_batch_independent(tiny):
+    from headcode.replace.evaluate import perplexity
+
+    tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
+    total, count = 0.0, 0
+    for t in tables:  # by hand, one sequence at a time
+        ids = torch.from_numpy(t.ids.copy())[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny.model(input_ids=ids).logits[0, :-1].double(), -1)
+        total -= float(logp.gather(-1, ids[0, 1:, None]).sum())
+        count += len(t) - 1
+    for size in (1, 2, 8):
+        ppl, tokens = perplexity(tiny.model, tables, batch_size=size)
+        assert tokens == count
+        assert ppl == pytest.approx(np.exp(total / count), rel=1e-5)
+
+
+def test_qa_scores_only_the_answer_tokens(tiny):
+    from headcode.replace.evaluate import _joined, qa_accuracy
+    from headcode.replace.qa import builtin, load
+
+    questions = builtin()
+    assert len(questions) >= 30 and all(0 <= q.answer < len(q.choices) for q in questions)
+    prompt = questions[0].prompt
+    table, positions = _joined(tiny.tokenizer, prompt, "the big dog", tiny.add_special_tokens, 512)
+    assert "".join(table.surfaces[p] for p in positions).strip() == "the big dog"
+    assert positions == list(range(positions[0], len(table)))
+    result = qa_accuracy(tiny.model, tiny.tokenizer, questions[:6], add_special_tokens=tiny.add_special_tokens)
+    assert result["n"] == 6 and 0 <= result["accuracy"] <= 1 and 0 <= result["accuracy_norm"] <= 1
+    with pytest.raises(UserError, match="unknown QA set"):
+        load("trivia")
+
+
+def test_curve_starts_untouched_and_replaces_more(tiny):
+    from headcode.replace.evaluate import curve, perplexity
+
+    lib = library_for(tiny)
+    tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
+    points = curve(tiny.model, tiny.tokenizer, lib, tables, [0.5, 1])
+    assert [p["fraction"] for p in points] == [0.0, 0.5, 1.0]
+    assert [p["heads_replaced"] for p in points] == [0, len(lib) // 2, len(lib)]
+    assert points[0]["perplexity"] == perplexity(tiny.model, tables)[0] and points[0]["increase"] == 0
+    assert tiny.model.config._attn_implementation == "eager"  # every handle detached
+
+
+def test_replace_command(tiny, tmp_path, capsys):
+    import json
+
+    from headcode.cli import main
+
+    model_dir = tiny.model.config._name_or_path
+    lib = library_for(tiny, name=model_dir)
+    lib.save(tmp_path / "tiny.lib")
+    png = tmp_path / "curve.png"
+    args = ["replace", "--library", str(tmp_path / "tiny.lib"), "--max-len", "48", "--max-seqs", "6",
+            "--fractions", "0.5,1", "--qa", "builtin,piqa", "--qa-limit", "5", "--json", "--png", str(png)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "test" and report["sequences"] == 6
+    assert [p["fraction"] for p in report["points"]] == [0.0, 0.5, 1.0]
+    assert all(p["qa"]["builtin"]["n"] == 32 for p in report["points"])
+    assert "piqa" in report["qa_skipped"] or "piqa" in report["points"][0]["qa"]
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert main(args[:-3]) == 0 and "perplexity" in capsys.readouterr().out  # the table form
+    other = lib.replace(model=ModelIdentity(**{**lib.model.to_json(), "fingerprint": "sha256:" + "2" * 64}))
+    other.save(tmp_path / "other.lib")
+    assert main(["replace", "--library", str(tmp_path / "other.lib"), "--qa", "none", "--max-seqs", "2"]) == 2
+    assert "model mismatch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["replace", "--library", str(tmp_path / "tiny.lib"), "--fractions", "0.5,2"])

@@ -27,10 +27,13 @@ class Unavailable(Exception):
 
 
 def load(name: str, limit: int | None = None) -> list[Question]:
-    """The questions of set `name`, at most `limit` of them (the first ones)."""
+    """The questions of set `name`; of a public set at most `limit` (the first ones).
+    The built-in set is always whole, so its figures compare across runs."""
     if name not in NAMES:
         raise UserError(f"unknown QA set {name!r}; use one of {', '.join(NAMES)}")
-    questions = builtin() if name == "builtin" else _hub(name, limit)
+    if name == "builtin":
+        return builtin()
+    questions = _hub(name, limit)
     return questions[:limit] if limit else questions
 
 

@@ -225,8 +225,9 @@ class Handle:
         if ids is not None and tuple(ids.shape) != (batch, n):
             raise ValueError(f"input ids of shape {tuple(ids.shape)} do not match the attention ({batch}, {n})")
         spans = real_spans(mask, batch, n)
-        full = np.zeros((batch, len(self._order), n, n))
-        rows = np.zeros((batch, n), dtype=bool)
+        # Built straight in the attention's dtype: float64 would double the memory traffic.
+        full = torch.zeros((batch, len(self._order), n, n), dtype=dtype)
+        rows = torch.zeros((batch, n), dtype=torch.bool)
         host_ids = ids.detach().cpu().numpy() if ids is not None else None
         for b, (start, stop) in enumerate(spans):
             table = self._table(b, None if host_ids is None else host_ids[b, start:stop])
@@ -238,9 +239,9 @@ class Handle:
                 raise ValueError(f"matrices of shape {m.shape}, expected {(len(self._order), len(table), len(table))}")
             if np.triu(m, 1).any():  # a program that reads the future would leak it
                 raise ValueError("a replacement matrix attends to later tokens (not causal)")
-            full[b, :, start:stop, start:stop] = m
+            full[b, :, start:stop, start:stop] = torch.from_numpy(m)
             rows[b, start:stop] = True
-        tensors = (torch.from_numpy(full).to(device=device, dtype=dtype), torch.from_numpy(rows).to(device))
+        tensors = (full.to(device), rows.to(device))
         self._cache = (shape, *tensors)
         return tensors
 
@@ -253,7 +254,8 @@ class Handle:
             raise ValueError("replaced heads need whole-sequence forwards (no past_key_values / incremental decoding)")
         full, rows = self._matrices(batch, q, weights.dtype, weights.device)
         ks = [self._index[(layer, h)] for h in heads]
-        weights = weights.clone()
+        if weights.requires_grad:  # softmax's backward needs its output intact
+            weights = weights.clone()
         # Padded query rows keep their (unused) eager values; real rows take the program.
         weights[:, heads] = torch.where(rows[:, None, :, None], full[:, ks], weights[:, heads])
         return weights

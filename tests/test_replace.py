@@ -329,3 +329,50 @@ def test_replace_command(tiny, tmp_path, capsys):
     assert "model mismatch" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["replace", "--library", str(tmp_path / "tiny.lib"), "--fractions", "0.5,2"])
+
+
+# --- the embedded model (slow) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return load_model("smollm2-135m")
+
+
+@pytest.mark.slow
+def test_embedded_oracle_detach_and_padding(embedded):
+    lib = library_for(embedded, name="smollm2-135m")
+    batch = encode(TEXTS, embedded.tokenizer, add_special_tokens=embedded.add_special_tokens)
+    base = forward(embedded.model, batch)
+    real = batch.attention_mask.bool()
+    with attach(embedded.model, heads=all_heads(embedded), matrices_fn=oracle(embedded, batch.tables)) as handle:
+        out = forward(embedded.model, batch, handle)
+    assert (out - base)[real].abs().max().item() <= 1e-5
+    with attach(embedded.model, lib, fraction=0.25, tokenizer=embedded.tokenizer) as handle:
+        assert len(handle.heads) == 68  # 25% of 30 x 9, rounded half up
+        replaced = forward(embedded.model, batch, handle)
+        for b in range(len(TEXTS)):
+            alone = forward(embedded.model, encode([batch.tables[b]]), handle)
+            n = len(batch.tables[b])
+            torch.testing.assert_close(replaced[b, :n], alone[0], atol=1e-4, rtol=0)
+    assert not torch.equal(replaced, base)
+    assert torch.equal(forward(embedded.model, batch), base)
+
+
+@pytest.mark.slow
+def test_embedded_no_future_leakage_and_perplexity(embedded):
+    from headcode.loaders.corpora import open_corpus, sequences
+    from headcode.replace.evaluate import perplexity
+
+    lib = library_for(embedded, name="smollm2-135m")
+    tables = [s.table for s, _ in zip(sequences(open_corpus(), embedded.tokenizer, 64, splits=["test"],
+                                                add_special_tokens=embedded.add_special_tokens), range(6))]
+    ids = torch.from_numpy(tables[0].ids.copy())[None]
+    other = ids.clone()
+    other[0, -1] = (int(ids[0, -1]) + 1) % embedded.tokenizer.vocab_size
+    with attach(embedded.model, lib, fraction=0.5, tokenizer=embedded.tokenizer):
+        with torch.no_grad():
+            a, b = embedded.model(input_ids=ids).logits, embedded.model(input_ids=other).logits
+    assert (a[0, :-1] - b[0, :-1]).abs().max().item() <= 1e-5
+    ppl, tokens = perplexity(embedded.model, tables)
+    assert tokens > 100 and 2 < ppl < 100

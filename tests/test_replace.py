@@ -376,3 +376,31 @@ def test_embedded_no_future_leakage_and_perplexity(embedded):
     assert (a[0, :-1] - b[0, :-1]).abs().max().item() <= 1e-5
     ppl, tokens = perplexity(embedded.model, tables)
     assert tokens > 100 and 2 < ppl < 100
+
+
+def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
+    import json
+
+    from headcode.cli import main
+    from headcode.replace.evaluate import head_effects, with_effects
+
+    lib = library_for(tiny)
+    tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
+    effects = head_effects(tiny.model, tiny.tokenizer, lib, tables)
+    assert set(effects) == set(lib)
+    measured = with_effects(lib, effects)
+    gentlest = min(effects, key=lambda k: (effects[k], k))
+    assert choose_heads(measured, len(lib), fraction=1 / len(lib), rank_by="ppl_increase") == [gentlest]
+    assert measured[gentlest].validation["iou"] == lib[gentlest].validation["iou"]
+    with pytest.raises(UserError, match="no validation 'ppl_increase'"):
+        choose_heads(lib, len(lib), fraction=0.5, rank_by="ppl_increase")
+
+    lib = library_for(tiny, name=tiny.model.config._name_or_path)
+    lib.save(tmp_path / "tiny.lib")
+    out = tmp_path / "measured.lib"
+    args = ["replace", "--library", str(tmp_path / "tiny.lib"), "--max-len", "48", "--max-seqs", "4",
+            "--validation-seqs", "3", "--fractions", "0.5", "--qa", "none", "--measure-heads", str(out), "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rank_by"] == "ppl_increase"
+    assert all("ppl_increase" in Library.load(out)[key].validation for key in lib)

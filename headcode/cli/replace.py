@@ -3,8 +3,9 @@ measure perplexity (and multiple-choice QA accuracy) at each fraction.
 
 The evaluation text is the corpus's *test* split under the library's recorded split
 seed: the programs were fitted on the training split and chosen on validation, so
-no figure here comes from text the library has seen. Heads are chosen by the
-library's validation IoU (see headcode.replace.attach).
+no figure here comes from text the library has seen. Heads are chosen by a
+validation figure the library records (IoU by default; `--measure-heads` measures
+each head's perplexity increase on the validation split and ranks by that).
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ def register(subparsers) -> None:
     p.add_argument("--qa", type=_qa_sets, default=["builtin"], metavar="SET,...",
                    help="question sets: builtin (the default), arc-easy, piqa, sciq, or none")
     p.add_argument("--qa-limit", type=positive, default=200, metavar="N", help="questions per public set (200)")
+    p.add_argument("--rank-by", metavar="FIGURE",
+                   help="the library's validation figure that ranks heads: iou (the default), jsd, "
+                        "ppl_increase (lower first), or any other it records (higher first)")
+    p.add_argument("--measure-heads", metavar="OUT.lib",
+                   help="first measure each head's perplexity increase when replaced alone on the validation "
+                        "split, write the library with it as validation ppl_increase to OUT.lib, and rank by it")
+    p.add_argument("--validation-seqs", type=positive, default=40, metavar="N",
+                   help="validation sequences for --measure-heads (40)")
     p.add_argument("--batch-size", type=positive, default=8, metavar="B", help="sequences per forward (8)")
     p.add_argument("--force", action="store_true", help="attach even if the model's fingerprint differs")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -65,7 +74,7 @@ def _qa_sets(text: str) -> list[str]:
 
 def cmd_replace(args) -> int:
     from headcode.library import Library
-    from headcode.loaders.corpora import open_corpus, sequences
+    from headcode.loaders.corpora import open_corpus
     from headcode.loaders.models import load_model
     from headcode.replace import evaluate, qa
 
@@ -76,17 +85,21 @@ def cmd_replace(args) -> int:
               "the test split may hold text the programs were fitted on", file=sys.stderr)
     if args.png:
         _check_png(args.png)
+    if args.measure_heads:
+        _check_out(args.measure_heads)
     loaded = load_model(args.model or lib.model.name)
     corpus = open_corpus(args.corpus)
-    tables = []
-    for seq in sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
-                         one_per_line=args.one_per_line, seed=seed, splits=["test"], shape=args.shape):
-        if len(seq.table) >= 2:
-            tables.append(seq.table)
-            if len(tables) >= args.max_seqs:
-                break
-    if not tables:
-        raise UserError(f"{corpus.name}: no test-split sequences of at least 2 tokens (seed {seed})")
+    tables = _tables(args, loaded, corpus, seed, "test", args.max_seqs)
+    say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
+    rank_by = args.rank_by or ("ppl_increase" if args.measure_heads else "iou")
+    if args.measure_heads:
+        validation = _tables(args, loaded, corpus, seed, "validation", args.validation_seqs)
+        effects = evaluate.head_effects(loaded.model, loaded.tokenizer, lib, validation, batch_size=args.batch_size,
+                                        force=args.force, progress=say)
+        lib = evaluate.with_effects(lib, effects)
+        lib.save(args.measure_heads)
+        print(f"headcode: wrote {args.measure_heads}: validation ppl_increase of {len(effects)} heads "
+              f"on {len(validation)} validation sequences", file=sys.stderr)
     sets, skipped = {}, {}
     for name in args.qa:
         try:
@@ -94,15 +107,18 @@ def cmd_replace(args) -> int:
         except qa.Unavailable as why:
             skipped[name] = str(why)
             print(f"headcode: note: QA set {name} skipped: {why}", file=sys.stderr)
-    say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
+    from headcode.replace import choose_heads
+
+    for fraction in args.fractions:  # refuse a bad ranking before the slow part
+        choose_heads(lib, loaded.n_layers * loaded.n_heads, fraction=fraction, rank_by=rank_by)
     points = evaluate.curve(loaded.model, loaded.tokenizer, lib, tables, args.fractions, qa=sets,
                             add_special_tokens=loaded.add_special_tokens, batch_size=args.batch_size,
-                            force=args.force, progress=say)
+                            force=args.force, rank_by=rank_by, progress=say)
     report = {
         "model": loaded.name, "library": str(args.library), "library_heads": len(lib),
         "corpus": corpus.name, "split": "test", "seed": seed, "shape": args.shape, "max_len": args.max_len,
         "sequences": len(tables), "tokens": points[0]["tokens"],
-        "heads_in_model": loaded.n_layers * loaded.n_heads, "qa_skipped": skipped, "points": points,
+        "heads_in_model": loaded.n_layers * loaded.n_heads, "rank_by": rank_by, "qa_skipped": skipped, "points": points,
     }
     if args.png:
         _plot(points, f"{loaded.name}: {lib.model.name} library on {corpus.name} (test split)", args.png)
@@ -113,6 +129,29 @@ def cmd_replace(args) -> int:
         if args.png:
             print(f"wrote {args.png}")
     return 0
+
+
+def _tables(args, loaded, corpus, seed: int, split: str, count: int) -> list:
+    from headcode.loaders.corpora import sequences
+
+    tables = []
+    for seq in sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
+                         one_per_line=args.one_per_line, seed=seed, splits=[split], shape=args.shape):
+        if len(seq.table) >= 2:
+            tables.append(seq.table)
+            if len(tables) >= count:
+                break
+    if not tables:
+        raise UserError(f"{corpus.name}: no {split}-split sequences of at least 2 tokens (seed {seed})")
+    return tables
+
+
+def _check_out(out: str) -> None:
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and not (path / "manifest.json").is_file():
+        raise UserError(f"{out}: exists and is not a library; refusing to replace it")
 
 
 def _check_png(path: str) -> None:
@@ -139,7 +178,7 @@ def _print(report: dict) -> None:
         if p["heads"]:
             shown = ", ".join(f"L{l}.H{h}" for l, h in p["heads"][:12])
             more = f" and {len(p['heads']) - 12} more" if len(p["heads"]) > 12 else ""
-            print(f"replaced at {p['fraction']:g} (best validation IoU first): {shown}{more}")
+            print(f"replaced at {p['fraction']:g} (best validation {report['rank_by']} first): {shown}{more}")
     for name, why in report["qa_skipped"].items():
         print(f"QA {name} skipped: {why}")
 

@@ -29,15 +29,18 @@ Head = tuple[int, int]
 # (table, heads) -> float[len(heads), n, n]: causal, row-stochastic matrices.
 MatricesFn = Callable[[object, Sequence[Head]], np.ndarray]
 _REBUILT_MAX = 1024  # tables rebuilt from ids kept at most (a forward needs one per row)
+# Validation figures for which lower is better (anything else ranks higher-first).
+LOWER_IS_BETTER = frozenset({"jsd", "ppl_increase"})
 
 
 def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: float | None = None, *,
-           tokenizer=None, matrices_fn: MatricesFn | None = None, force: bool = False) -> Handle:
+           tokenizer=None, matrices_fn: MatricesFn | None = None, force: bool = False,
+           rank_by: str = "iou") -> Handle:
     """Replace heads of `model` by their programs in `library` until `detach`.
 
     Give exactly one of `heads` (a list of (layer, head)) or `fraction` (of all the
-    model's heads, chosen by the library's recorded validation IoU, best first,
-    ties by (layer, head)). `tokenizer` lets rows without a registered table get one
+    model's heads, chosen by the library's recorded validation figure `rank_by`,
+    best first, ties by (layer, head)). `tokenizer` lets rows without a registered table get one
     rebuilt from their ids, and completes the model check (the fingerprint covers the
     vocabulary): without it only the architecture and shape are checked. A model
     the library was not fitted to is refused unless `force`. `matrices_fn` replaces
@@ -52,7 +55,7 @@ def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: f
         warnings = _check_model(library, model, tokenizer, force)
     elif matrices_fn is None:
         raise UserError("attach needs a library (or matrices_fn)")
-    chosen = choose_heads(library, n_layers * n_heads, heads, fraction)
+    chosen = choose_heads(library, n_layers * n_heads, heads, fraction, rank_by)
     for layer, head in chosen:
         if not (0 <= layer < n_layers and 0 <= head < n_heads):
             raise UserError(f"head L{layer}.H{head} is outside the model ({n_layers} layers of {n_heads} heads)")
@@ -66,8 +69,10 @@ def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: f
 
 
 def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
-                 fraction: float | None = None) -> list[Head]:
-    """The heads to replace, in the order chosen (see `attach`)."""
+                 fraction: float | None = None, rank_by: str = "iou") -> list[Head]:
+    """The heads to replace, in the order chosen (see `attach`). With a fraction, heads
+    are ranked by `validation[rank_by]` (higher first, or lower first for the figures
+    in LOWER_IS_BETTER); heads without that figure come last."""
     if (heads is None) == (fraction is None):
         raise UserError("give either heads or fraction to replace, not both" if heads is not None
                         else "give the heads or the fraction of heads to replace")
@@ -81,7 +86,10 @@ def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
     if library is None:
         raise UserError("choosing heads by fraction needs a library (its validation IoU ranks them)")
     count = math.floor(fraction * total + 0.5)  # round half up: 25% of 270 heads is 68
-    ranked = sorted(library, key=lambda key: (-library[key].validation.get("iou", -math.inf), key))
+    sign = 1 if rank_by in LOWER_IS_BETTER else -1
+    if count and not any(rank_by in library[key].validation for key in library):
+        raise UserError(f"the library records no validation {rank_by!r} to rank heads by")
+    ranked = sorted(library, key=lambda key: (sign * library[key].validation.get(rank_by, sign * math.inf), key))
     if count > len(ranked):
         raise UserError(f"fraction {fraction:g} needs {count} of the model's {total} heads, "
                         f"but the library explains only {len(ranked)}")

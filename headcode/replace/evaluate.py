@@ -11,7 +11,10 @@ the joined text that hold any character of the answer (from the tokenizer's offs
 
 `curve` runs both at each fraction of heads replaced; fraction 0 is the untouched
 model (nothing attached), and heads are chosen by `attach` from the library's
-validation figures, never from the evaluation text.
+validation figures, never from the evaluation text. `head_effects` measures each
+head's perplexity increase when replaced alone, on validation text; recorded as
+`validation["ppl_increase"]` (`with_effects`) it ranks heads by what the model
+actually loses instead of by IoU (`rank_by="ppl_increase"`).
 """
 
 from __future__ import annotations
@@ -100,14 +103,15 @@ def _joined(tokenizer, prompt: str, choice: str, add_special_tokens: bool, max_l
 
 def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: Iterable[float], *,
           qa: dict[str, Sequence[Question]] | None = None, add_special_tokens: bool = False,
-          batch_size: int = 8, force: bool = False, progress: Callable[[str], None] | None = None) -> list[dict]:
+          batch_size: int = 8, force: bool = False, rank_by: str = "iou",
+          progress: Callable[[str], None] | None = None) -> list[dict]:
     """Perplexity (and QA accuracies) at each fraction of heads replaced, in increasing
     order; fraction 0 (the baseline of every `increase`) is always included."""
     points, baseline = [], None
     for fraction in sorted({0.0, *map(float, fractions)}):
         handle = None
         if fraction > 0:
-            handle = attach(model, library, fraction=fraction, tokenizer=tokenizer, force=force)
+            handle = attach(model, library, fraction=fraction, tokenizer=tokenizer, force=force, rank_by=rank_by)
         try:
             heads = list(handle.heads) if handle else []
             if progress:
@@ -126,3 +130,27 @@ def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: It
         point["increase"] = ppl / baseline - 1 if baseline else None
         points.append(point)
     return points
+
+
+def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, batch_size: int = 8,
+                 force: bool = False, progress: Callable[[str], None] | None = None) -> dict[tuple[int, int], float]:
+    """Each library head's perplexity increase when it alone is replaced, on `tables`
+    (pass validation text: the figures rank heads for evaluation on the test split)."""
+    base, _ = perplexity(model, tables, None, batch_size)
+    effects = {}
+    for k, key in enumerate(library):
+        with attach(model, library, heads=[key], tokenizer=tokenizer, force=force) as handle:
+            effects[key] = perplexity(model, tables, handle, batch_size)[0] / base - 1
+        if progress:
+            progress(f"head L{key[0]}.H{key[1]} ({k + 1}/{len(library)}): {effects[key]:+.2%}")
+    return effects
+
+
+def with_effects(library, effects: dict[tuple[int, int], float]):
+    """The library with each measured head's `validation["ppl_increase"]` recorded."""
+    import dataclasses
+
+    heads = [dataclasses.replace(library[key], validation={**library[key].validation,
+                                                           "ppl_increase": round(effects[key], 6)})
+             if key in effects else library[key] for key in library]
+    return library.replace(heads=heads)

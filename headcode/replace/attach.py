@@ -15,6 +15,7 @@ chosen head of every layer together, at the first layer that needs them.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Sequence
 
@@ -203,8 +204,9 @@ class Handle:
         self._given = {tuple(int(i) for i in t.ids): t for t in self._ordered}
 
     def _before_forward(self, module, args, kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        self._inputs = (ids, kwargs.get("attention_mask"))
+        # Bound to the signature: callers may pass input_ids or the mask by position.
+        given = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
+        self._inputs = (given.get("input_ids"), given.get("attention_mask"))
         self._cache = None
 
     def _table(self, row: int, ids) -> object:

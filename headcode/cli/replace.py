@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="M", help="registered name, local path or hub name (default: the library's model)")
     add_corpus(p)
     p.set_defaults(seed=None)  # default: the library's recorded split seed
+    for action in p._actions:
+        if action.dest == "seed":
+            action.help = "seed of the train/validation/test assignment (default: the library's split seed)"
     p.add_argument("--max-seqs", type=positive, default=200, metavar="N", help="test sequences at most (200)")
     p.add_argument("--fractions", type=_fractions, default=[0.0, 0.1, 0.25, 0.5, 1.0], metavar="F,...",
                    help="fractions of the model's heads to replace (0,0.1,0.25,0.5,1); 0 is always included")

@@ -120,6 +120,14 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
             llm = [c for c in candidates[head] if c[0] == "llm"]
             candidates[head] = llm or candidates[head]
 
+    # Only what the language accepts back: a library stores programs as text and
+    # re-checks them on load (size limits included).
+    for head in wanted:
+        kept = [(source, p) for source, p in candidates[head] if _round_trips(p)]
+        if len(kept) < len(candidates[head]):
+            notes.append(f"L{head[0]}.H{head[1]}: dropped {len(candidates[head]) - len(kept)} candidate(s) "
+                         "beyond the language's limits")
+        candidates[head] = kept
     chosen_scores = score_candidates(validation, {h: [p for _, p in c] for h, c in candidates.items()},
                                      progress, "select on validation")
     chosen: dict[Head, tuple[str, ir.Pattern, dict]] = {}
@@ -130,7 +138,8 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
     clock.lap("select")
 
     bos, uniform = dsl.parse("bos"), dsl.parse("uniform")
-    final = {h: [chosen[h][1], bos, uniform, candidates[h][0][1], candidates[h][1][1]] for h in wanted}
+    final = {h: [chosen[h][1], bos, uniform, found.single[h[0] * heads_per_layer + h[1]],
+                 found.mixture[h[0] * heads_per_layer + h[1]]] for h in wanted}
     tested = score_candidates(test, final, progress, "score on test")
     clock.lap("test")
 
@@ -143,6 +152,13 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
             baseline_programs={"best_single": final[head][3], "greedy_mixture": final[head][4]},
         ))
     return Explanation(results, stages, notes)
+
+
+def _round_trips(program: ir.Pattern) -> bool:
+    try:
+        return dsl.canonical(dsl.parse(dsl.show(program))) == program
+    except dsl.DslError:
+        return False
 
 
 def _score_form(train: Split, wanted: Sequence[Head], heads_per_layer: int, fit: scoreform.FitSettings,

@@ -47,8 +47,9 @@ QUERY_TABLE_FACTORS: tuple[str, ...] = ("bos", "self", "prev(1)", "prev(2)", "lo
 # Factors that a key-side word table multiplies ("true": the table alone).
 KEY_TABLE_FACTORS: tuple[str, ...] = ("true", "same_sent")
 
-VOCABULARY = 200  # words per table at most (the DSL allows MAX_TABLE)
+VOCABULARY = 256  # words per table at most (the DSL allows MAX_TABLE)
 TABLE_EPSILON = 0.05  # table entries smaller than this are dropped from the program
+TERM_EPSILON = 0.02  # so are terms with a smaller weight
 
 
 def _factors(term: str) -> tuple[ir.Factor, ...]:
@@ -102,10 +103,11 @@ def features(table: TokenTable, vocab: Sequence[str]) -> Features:
 @dataclass(frozen=True)
 class FitSettings:
     ce_epochs: int = 4
-    iou_epochs: int = 6
+    iou_epochs: int = 8
     ce_lr: float = 0.1
     iou_lr: float = 0.03
     batch: int = 8  # sequences per step
+    components: int = 3  # softmaxes mixed per head (1: a single softmax)
     seed: int = 0
 
 
@@ -113,9 +115,10 @@ class FitSettings:
 class HeadParameters:
     """The fitted numbers of one head, before they become a program."""
 
-    weights: np.ndarray  # [len(TERMS)]
-    key_tables: np.ndarray  # [len(KEY_TABLE_FACTORS), V]
-    query_tables: np.ndarray  # [len(QUERY_TABLE_FACTORS), V]
+    weights: np.ndarray  # [components, len(TERMS)]
+    key_tables: np.ndarray  # [components, len(KEY_TABLE_FACTORS), V]
+    query_tables: np.ndarray  # [components, len(QUERY_TABLE_FACTORS), V]
+    mix: np.ndarray  # [components]: the weight of each softmax (sums to 1)
 
 
 class _Batch:
@@ -176,32 +179,44 @@ def _attention(batch: _Batch, attention: Callable[[int], np.ndarray], layer: int
 
 
 class _Model:
-    def __init__(self, heads: int, vocab_size: int):
+    """Per head, a mixture of `components` softmaxes of the score form.
+
+    One softmax ties everything to one normalisation: a head that keeps a fixed
+    share on the sink and spreads the rest by content cannot be said that way. A
+    mixture can (`0.4*softmax(...) + 0.6*softmax(...)` is a DSL program too).
+    """
+
+    def __init__(self, heads: int, vocab_size: int, components: int, seed: int):
         import torch
 
-        self.w = torch.zeros(heads, len(TERMS), requires_grad=True)
-        self.k = torch.zeros(heads, len(KEY_TABLE_FACTORS), vocab_size, requires_grad=True)
-        self.q = torch.zeros(heads, len(QUERY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        g = torch.Generator().manual_seed(seed)
+        c = components
+        self.w = (0.01 * torch.randn(c, heads, len(TERMS), generator=g)).requires_grad_()
+        self.k = torch.zeros(c, heads, len(KEY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        self.q = torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        self.m = torch.zeros(heads, c, requires_grad=True)
         with torch.no_grad():
-            self.w[:, TERMS.index("bos")] = 2.0  # most heads sink; start there
+            self.w[0, :, TERMS.index("bos")] = 2.0  # most heads sink; start one component there
 
     def parameters(self):
-        return [self.w, self.k, self.q]
+        return [self.w, self.k, self.q, self.m]
 
     def log_probs(self, batch: _Batch):
         import torch
 
-        heads = self.w.shape[0]
+        c, heads = self.w.shape[:2]
         # The last vocabulary index is "not in the table": value 0.
-        k = torch.cat([self.k, torch.zeros(heads, len(KEY_TABLE_FACTORS), 1)], dim=2)
-        q = torch.cat([self.q, torch.zeros(heads, len(QUERY_TABLE_FACTORS), 1)], dim=2)
-        logits = torch.einsum("bijf,hf->bhij", batch.terms, self.w)
-        kw = k[:, :, batch.words]  # [h, g, b, n]: the key table value for key j's word
-        logits = logits + torch.einsum("hgbj,bijg->bhij", kw, batch.key)
-        qw = q[:, :, batch.query_words]  # [h, g, b, rows]: the query table value for query i's word
-        logits = logits + torch.einsum("hgbi,bijg->bhij", qw, batch.query)
-        logits = logits.masked_fill(~batch.valid[:, None], float("-inf"))
-        return torch.log_softmax(logits, dim=-1)
+        k = torch.cat([self.k, torch.zeros(c, heads, len(KEY_TABLE_FACTORS), 1)], dim=3)
+        q = torch.cat([self.q, torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), 1)], dim=3)
+        logits = torch.einsum("bijf,chf->cbhij", batch.terms, self.w)
+        kw = k[:, :, :, batch.words]  # [c, h, g, b, n]: the key table value for key j's word
+        logits = logits + torch.einsum("chgbj,bijg->cbhij", kw, batch.key)
+        qw = q[:, :, :, batch.query_words]  # [c, h, g, b, rows]: the table value for query i's word
+        logits = logits + torch.einsum("chgbi,bijg->cbhij", qw, batch.query)
+        # A large finite negative, not -inf: logsumexp's gradient is NaN where all are -inf.
+        logits = logits.masked_fill(~batch.valid[None, :, None], -1e9)
+        log_mix = torch.log_softmax(self.m, dim=1).T[:, None, :, None, None]  # [c, 1, h, 1, 1]
+        return torch.logsumexp(torch.log_softmax(logits, dim=-1) + log_mix, dim=0)
 
 
 def _ce_loss(logp, target, batch):
@@ -240,7 +255,7 @@ def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], la
 
     generator = np.random.default_rng(settings.seed + layer)
     targets = [_attention(b, attention, layer, heads) for b in prepared]
-    model = _Model(heads, vocab_size)
+    model = _Model(heads, vocab_size, settings.components, settings.seed + layer)
     for epochs, lr, loss_fn in ((settings.ce_epochs, settings.ce_lr, _ce_loss),
                                 (settings.iou_epochs, settings.iou_lr, _iou_loss)):
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -250,8 +265,10 @@ def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], la
                 loss = loss_fn(model.log_probs(prepared[k]), targets[k], prepared[k])
                 loss.backward()
                 optimiser.step()
-    w, key, query = (t.detach().numpy().astype(np.float64) for t in model.parameters())
-    return [HeadParameters(w[h], key[h], query[h]) for h in range(heads)]
+    w, key, query, mix = (t.detach().numpy().astype(np.float64) for t in model.parameters())
+    shares = np.exp(mix - mix.max(axis=1, keepdims=True))
+    shares /= shares.sum(axis=1, keepdims=True)
+    return [HeadParameters(w[:, h], key[:, h], query[:, h], shares[h]) for h in range(heads)]
 
 
 # --- parameters -> program ------------------------------------------------------------
@@ -265,20 +282,28 @@ def _table(side: Side, values: np.ndarray, vocab: Sequence[str]) -> ir.Table | N
 
 
 def to_program(params: HeadParameters, vocab: Sequence[str]) -> ir.Pattern:
-    """The canonical DSL program the parameters stand for."""
+    """The canonical DSL program the parameters stand for: one softmax, or a mixture."""
+    scores = [_score(params.weights[c], params.key_tables[c], params.query_tables[c], vocab)
+              for c in range(len(params.mix))]
+    if len(scores) == 1:
+        return dsl.canonical(scores[0])
+    return dsl.canonical(ir.Mix(tuple(ir.Weighted(float(share), score) for share, score in zip(params.mix, scores))))
+
+
+def _score(weights, key_tables, query_tables, vocab: Sequence[str]) -> ir.Score:
     terms: list[ir.ScoreTerm] = []
-    for weight, factors in zip(params.weights, TERM_FACTORS):
-        if abs(weight) >= 0.005:
+    for weight, factors in zip(weights, TERM_FACTORS):
+        if abs(weight) >= TERM_EPSILON:
             terms.append(ir.ScoreTerm(float(weight), factors))
-    for values, factors in zip(params.key_tables, KEY_FACTORS):
+    for values, factors in zip(key_tables, KEY_FACTORS):
         key = _table(Side.KEY, values, vocab)
         if key is not None:
             terms.append(ir.ScoreTerm(1.0, (key, *factors)))
-    for values, factors in zip(params.query_tables, QUERY_FACTORS):
+    for values, factors in zip(query_tables, QUERY_FACTORS):
         query = _table(Side.QUERY, values, vocab)
         if query is not None:
             terms.append(ir.ScoreTerm(1.0, (query, *factors)))
-    return dsl.canonical(ir.Score(tuple(terms)))
+    return ir.Score(tuple(terms))
 
 
 __all__ = ["FitSettings", "Features", "HeadParameters", "QUERY_TABLE_FACTORS", "TERMS", "batches", "features",

@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo bench bench-explain library clean
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/capture.py
+
+bench-explain: install
+	$(PY) benchmarks/explain.py
+
+# Regenerate the library shipped for the embedded model (headcode.library.bundled).
+library: install
+	$(VENV)/bin/headcode explain --model smollm2-135m --corpus stories --out headcode/library/data/smollm2-135m
 
 clean:
 	rm -rf $(VENV) build *.egg-info

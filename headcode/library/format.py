@@ -289,13 +289,18 @@ def decode(files: dict[str, bytes], where: str) -> Parts:
     return Parts(programs=programs, **parts)
 
 
+def _check_fields(obj: dict, allowed, unknown: str, missing: str) -> None:
+    """Refuse unknown and missing keys, in that order (messages formatted with the key)."""
+    for k in obj:
+        if k not in allowed:
+            raise LibraryError(unknown.format(k))
+    for k in allowed:
+        if k not in obj:
+            raise LibraryError(missing.format(k))
+
+
 def _manifest_parts(manifest: dict) -> dict:
-    for k in manifest:
-        if k not in _TOP:
-            raise LibraryError(f"unknown field '{k}' (written by a newer headcode?)")
-    for k in _TOP:
-        if k not in manifest:
-            raise LibraryError(f"field '{k}' is missing")
+    _check_fields(manifest, _TOP, "unknown field '{}' (written by a newer headcode?)", "field '{}' is missing")
     model = check_model(manifest["model"])
     if not isinstance(manifest["heads"], list):
         raise LibraryError("heads must be a list")
@@ -303,12 +308,7 @@ def _manifest_parts(manifest: dict) -> dict:
     for i, h in enumerate(manifest["heads"]):
         if not isinstance(h, dict):
             raise LibraryError(f"heads[{i}] must be an object")
-        for k in h:
-            if k not in _HEAD:
-                raise LibraryError(f"heads[{i}] has unknown field '{k}'")
-        for k in _HEAD:
-            if k not in h:
-                raise LibraryError(f"heads[{i}] has no '{k}'")
+        _check_fields(h, _HEAD, f"heads[{i}] has unknown field '{{}}'", f"heads[{i}] has no '{{}}'")
         entry = HeadEntry(**h)
         if entry.key in seen:
             raise LibraryError(f"head {head_name(*entry.key)} is listed twice")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from headcode import dsl, metrics
+from headcode import metrics
 from headcode.compiler import ProgramBatch
 from headcode.dsl import ir
 from headcode.synth.data import Split
@@ -33,15 +33,14 @@ def score_candidates(split: Split, candidates: Mapping[Head, Sequence[ir.Pattern
     scores candidate c of each head (heads with fewer candidates are left out)."""
     from tqdm import tqdm
 
-    ids: dict[str, int] = {}
-    pool: list[ir.Pattern] = []
+    # Programs are frozen trees that compare by value: equal programs run once,
+    # without printing every (possibly large) program to hash its canonical text.
+    ids: dict[ir.Pattern, int] = {}
     for options in candidates.values():
         for p in options:
-            key = dsl.program_id(p)
-            if key not in ids:
-                ids[key] = len(pool)
-                pool.append(p)
-    index = {h: [ids[dsl.program_id(p)] for p in options] for h, options in candidates.items()}
+            ids.setdefault(p, len(ids))
+    pool = list(ids)
+    index = {h: [ids[p] for p in options] for h, options in candidates.items()}
     width = max((len(v) for v in index.values()), default=0)
     sums = {h: np.zeros((len(v), len(FIGURES))) for h, v in index.items()}
     counts = {h: np.zeros((len(v), len(FIGURES))) for h, v in index.items()}

@@ -24,7 +24,7 @@ from headcode.dsl.printer import pretty, show
 
 __all__ = [
     "Diagnostic", "DslError", "NamedProgram", "canonical", "canonical_text", "format_programs",
-    "ir", "parse", "parse_programs", "pretty", "program_id", "show",
+    "ir", "parse", "parse_programs", "pretty", "program_id", "show", "text_id",
 ]
 
 
@@ -46,4 +46,10 @@ def canonical_text(program: ir.Pattern | str) -> str:
 
 def program_id(program: ir.Pattern | str) -> str:
     """A program's identity: 16 hex digits of the SHA-256 of its canonical text."""
-    return hashlib.sha256(canonical_text(program).encode("utf-8")).hexdigest()[:16]
+    return text_id(canonical_text(program))
+
+
+def text_id(canonical_text: str) -> str:
+    """The id of the program whose canonical text this is (`program_id` for a caller
+    that has the canonical text already)."""
+    return hashlib.sha256(canonical_text.encode("utf-8")).hexdigest()[:16]

@@ -122,6 +122,17 @@ def _compare(a: int, op: CmpOp, b: int) -> bool:
 
 def selector(sel: ir.Selector) -> ir.Selector:
     """The canonical form of a selector."""
+    try:
+        return _known_selector(sel)
+    except TypeError:  # unhashable: a hand-built node with a list inside
+        return _selector(sel, negate=False)
+
+
+# Programs use a small vocabulary of conditions (`prev(1) and query.cap` in term
+# after term, program after program), so canonical selectors are remembered.
+# Keyed by value: equal selectors have one canonical form.
+@functools.lru_cache(maxsize=1 << 12)
+def _known_selector(sel: ir.Selector) -> ir.Selector:
     return _selector(sel, negate=False)
 
 
@@ -338,7 +349,20 @@ def _(p: ir.Fallback) -> ir.Pattern:
 
 @_pattern.register
 def _(p: ir.Mix) -> ir.Pattern:
-    weights: dict[ir.Pattern, float] = {}
+    # Equal terms merge (weights added). The terms may be large softmaxes, costly
+    # to hash and to print, so they are kept by position (in order of first
+    # appearance, as a dict would keep them), found by equality, printed once.
+    patterns: list[ir.Pattern] = []
+    weights: list[float] = []
+
+    def add(q: ir.Pattern, weight: float) -> None:
+        for k, known in enumerate(patterns):
+            if known is q or known == q:
+                weights[k] += weight
+                return
+        patterns.append(q)
+        weights.append(0.0 + weight)
+
     for term in p.terms:
         if term.weight <= 0:
             continue
@@ -349,32 +373,32 @@ def _(p: ir.Mix) -> ir.Pattern:
             # The inner renormalisation is a no-op when no inner term can be empty.
             inner = sum(t.weight for t in c.terms)
             for t in c.terms:
-                weights[t.pattern] = weights.get(t.pattern, 0.0) + term.weight * t.weight / inner
+                add(t.pattern, term.weight * t.weight / inner)
         else:
-            weights[c] = weights.get(c, 0.0) + term.weight
-    if not weights:
+            add(c, term.weight)
+    if not patterns:
         return NEVER
-    units = _largest_remainder(weights)
-    kept = [(u, q) for q, u in units.items() if u > 0]
+    text = [_sort_key(q) for q in patterns]
+    units = _largest_remainder(weights, text)
+    kept = sorted((k for k, u in enumerate(units) if u > 0), key=lambda k: (-units[k], text[k]))
     if len(kept) == 1:
-        return kept[0][1]
-    kept.sort(key=lambda uq: (-uq[0], _sort_key(uq[1])))
-    return ir.Mix(tuple(ir.Weighted(u / GRID, q) for u, q in kept))
+        return patterns[kept[0]]
+    return ir.Mix(tuple(ir.Weighted(units[k] / GRID, patterns[k]) for k in kept))
 
 
-def _largest_remainder(weights: dict[ir.Pattern, float]) -> dict[ir.Pattern, int]:
+def _largest_remainder(weights: list[float], text: list[str]) -> list[int]:
     """Weights as whole grid units summing exactly to GRID (Hamilton's method).
 
     Ties go to the term whose text sorts first, so the result does not depend on
     the order the terms were written in.
     """
-    total_weight = sum(weights.values())
-    shares = {q: w / total_weight * GRID for q, w in weights.items()}
-    units = {q: math.floor(s + 1e-9) for q, s in shares.items()}
-    left = GRID - sum(units.values())
-    by_remainder = sorted(shares, key=lambda q: (-(shares[q] - units[q]), _sort_key(q)))
-    for q in by_remainder[: max(left, 0)]:
-        units[q] += 1
+    total_weight = sum(weights)
+    shares = [w / total_weight * GRID for w in weights]
+    units = [math.floor(s + 1e-9) for s in shares]
+    left = GRID - sum(units)
+    by_remainder = sorted(range(len(shares)), key=lambda k: (-(shares[k] - units[k]), text[k]))
+    for k in by_remainder[: max(left, 0)]:
+        units[k] += 1
     return units
 
 
@@ -420,10 +444,28 @@ def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:
 
 
 def _table_entries(entries, scale: float) -> tuple[tuple[str, float], ...]:
+    if scale == 1.0 and _canonical_entries(entries):
+        return tuple(entries)  # what the general path below would rebuild, entry for entry
     merged: dict[str, float] = {}
     for word, w in entries:
         merged[word] = merged.get(word, 0.0) + w * scale
     return tuple(sorted((w, grid(v)) for w, v in merged.items() if grid(v) != 0))
+
+
+def _canonical_entries(entries) -> bool:
+    """Whether entries are already sorted by word without repeats, on the grid and
+    non-zero (so merging, rounding and sorting them changes nothing). Saved tables
+    are, and each is canonicalised twice per term (see `_merge_terms`).
+
+    `round(w * GRID) / GRID == w` says the same as `grid(w) == w` (w is k / GRID
+    for a whole k), but in C: tables hold most of a library's numbers.
+    """
+    previous = None
+    for word, weight in entries:
+        if (previous is not None and not previous < word) or weight == 0 or round(weight * GRID) / GRID != weight:
+            return False
+        previous = word
+    return True
 
 
 def _row_constant(factors) -> bool:

@@ -55,7 +55,10 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = []
 
     def fail(self, node, message: str) -> None:
-        self.diagnostics.append(error_at(getattr(node, "span", None), message))
+        self.fail_at(getattr(node, "span", None), message)
+
+    def fail_at(self, span: Span | None, message: str) -> None:
+        self.diagnostics.append(error_at(span, message))
 
     def limits(self, pattern: ir.Pattern, span: Span | None) -> None:
         if (n := ir.size(pattern)) > MAX_NODES:
@@ -236,14 +239,19 @@ class _Checker:
         if len(node.entries) > MAX_TABLE:
             self.fail(node, f"word table too large: {len(node.entries)} entries (limit {MAX_TABLE})")
         out: dict[str, float | None] = {}
-        for entry in node.entries:
-            word = normalise(entry.word)
-            if word in out and entry.weight is not None:
-                self.fail(entry, f"word {word!r} appears twice in this table (words are compared lower-cased)")
-            if entry.weight is not None and abs(entry.weight) > MAX_WEIGHT:
-                self.fail(entry, f"weight out of range (|weight| <= {MAX_WEIGHT:g})")
-            out[word] = entry.weight
+        for k, (word, weight) in enumerate(node.entries):
+            word = normalise(word)
+            if word in out and weight is not None:
+                self.fail_at(self.entry_span(node, k),
+                             f"word {word!r} appears twice in this table (words are compared lower-cased)")
+            if weight is not None and abs(weight) > MAX_WEIGHT:
+                self.fail_at(self.entry_span(node, k), f"weight out of range (|weight| <= {MAX_WEIGHT:g})")
+            out[word] = weight
         return out
+
+    @staticmethod
+    def entry_span(node: s.TableLit, k: int) -> Span | None:
+        return node.entry_spans[k] if k < len(node.entry_spans) else None
 
     def word_set(self, node: s.TableLit) -> ir.Selector:
         side, entries = self.side(node), self.entries(node)

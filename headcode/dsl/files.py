@@ -68,10 +68,15 @@ def header(text: str) -> tuple[str, ...]:
     return tuple(block)
 
 
-def format_programs(programs: tuple[NamedProgram, ...], leading: tuple[str, ...] = ()) -> str:
-    """The canonical, pretty text of a program file."""
+def format_programs(programs: tuple[NamedProgram, ...], leading: tuple[str, ...] = (),
+                    canonicalise: bool = True) -> str:
+    """The canonical, pretty text of a program file.
+
+    `canonicalise=False` prints the patterns as they are, for a caller that knows
+    each is already its own canonical form (it saves redoing the costliest step).
+    """
     chunks = ["\n".join(leading)] if leading else []
     for p in programs:
-        body = pretty(canonical(p.pattern), indent=len(p.name) + 3)
+        body = pretty(canonical(p.pattern) if canonicalise else p.pattern, indent=len(p.name) + 3)
         chunks.append("\n".join(p.comments + (f"{p.name} = {body}",)))
     return "\n\n".join(chunks) + "\n" if chunks else ""

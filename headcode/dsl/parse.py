@@ -1,9 +1,16 @@
 """Text to surface syntax (`headcode.dsl.syntax`), with positions.
 
-The Lark LALR parser is built once from the committed `grammar.lark`. Whatever the
-input, this module raises only `DslError`, always with a line and column: Lark's
-own exceptions are translated, and nesting is bounded before the (recursive) tree
-transformation so hostile input cannot exhaust the stack.
+Text is read by one of two parsers that give the same syntax, spans included:
+
+* `headcode.dsl.fastparse`, a hand-written parser for plain, well-formed text (a whole
+  word table is one token for it); it reads a program library many times faster;
+* the Lark LALR parser built (once) from the committed `grammar.lark`, the
+  definition of the language. It reads whatever the fast parser declines, so
+  every error (message, line and column) comes from it.
+
+Whatever the input, this module raises only `DslError`, always with a line and
+column: Lark's own exceptions are translated, and nesting is bounded before the
+(recursive) tree transformation so hostile input cannot exhaust the stack.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from importlib import resources
 import lark
 from lark import Token, Transformer, Tree, v_args
 
+from headcode.dsl import fastparse
 from headcode.dsl import syntax as s
 from headcode.dsl.errors import Diagnostic, DslError, Span
 
@@ -65,15 +73,20 @@ def _parser() -> lark.Lark:
 
 def parse_expression(text: str) -> s.Node:
     """Parse one program (an expression) into surface syntax."""
-    tree = _parse(text, "program")
-    return _transform(tree, text).children[0]
+    return _syntax(text, "program")[0]
 
 
 def parse_file(text: str) -> tuple[s.Definition, ...]:
     """Parse a program file: `name = expr` definitions and `#` comments."""
-    tree = _parse(text, "file")
-    definitions = _transform(tree, text).children
-    return tuple(_attach_comments(text, definitions))
+    return tuple(_attach_comments(text, _syntax(text, "file")))
+
+
+def _syntax(text: str, start: str) -> list:
+    """The children of the start rule, as syntax nodes."""
+    nodes = fastparse.parse(text, start)
+    if nodes is not None:
+        return nodes
+    return _transform(_parse(text, start), text).children
 
 
 def _parse(text: str, start: str) -> Tree:
@@ -186,19 +199,20 @@ class _ToSyntax(Transformer):
         return s.Attr(str(side), str(attr), span=_span(meta))
 
     def table(self, meta, children):
-        side, attr, *entries = children
-        return s.TableLit(str(side), str(attr), tuple(e for e in entries if e is not None), span=_span(meta))
+        side, attr, *entries = children  # ((word, weight), span) each
+        return s.TableLit(str(side), str(attr), tuple(e for e, _ in entries), span=_span(meta),
+                          entry_spans=tuple(where for _, where in entries))
 
     def set_entry(self, meta, children):
         (word,) = children
-        return s.Entry(_word(word), None, span=_span(meta))
+        return (_word(word), None), _span(meta)
 
     def weighted_entry(self, meta, children):
         word, weight = children
         value = float(str(weight))
         if not math.isfinite(value):
             raise _TokenError(weight, f"weight {str(weight)!r} is not a finite number")
-        return s.Entry(_word(word), value, span=_span(meta))
+        return (_word(word), value), _span(meta)
 
     def negate(self, meta, children):
         sign, arg = children

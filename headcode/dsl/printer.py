@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import weakref
 
 from headcode.dsl import ir
 from headcode.dsl.sugar import resugar_pattern, resugar_selector
@@ -28,8 +29,17 @@ def number(x: float) -> str:
     return repr(float(x))
 
 
+# Word tables hold most of a library's text. Their words and weights come from a
+# small vocabulary and a grid, so their printed forms are memoised (bounded, and
+# equal keys always print alike: 1 == 1.0 == True, 0.0 == -0.0 all print "1" / "0").
+@functools.lru_cache(maxsize=1 << 15)
 def word(w: str) -> str:
     return w if _BARE_WORD.fullmatch(w) else json.dumps(w, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _signed(x: float) -> str:
+    return f"-{number(-x)}" if x < 0 else number(x)
 
 
 def show(node) -> str:
@@ -113,10 +123,31 @@ def _factor(f) -> str:
     if isinstance(f, ir.Dist):
         return f.kind.value
     if isinstance(f, ir.Table):
-        entries = ", ".join(f"{word(w)}: {'-' if v < 0 else ''}{number(abs(v))}" for w, v in f.entries)
-        return f"{f.side.value}.word{{{entries}}}"
+        return _table(f)
     text, level = _selector(f)
     return text if level == _ATOM else _parens(text)
+
+
+# The text of every live table, by value: canonicalising sorts terms by their
+# text and a library check prints each program several times, so each table is
+# printed once. Equal tables print alike (see `word`), and an entry goes when no
+# equal table is left alive, so this holds no memory of its own.
+_TABLE_TEXT: weakref.WeakKeyDictionary[ir.Table, str] = weakref.WeakKeyDictionary()
+
+
+def _table(t: ir.Table) -> str:
+    try:
+        text = _TABLE_TEXT.get(t)
+    except TypeError:  # a hand-built table with unhashable entries (a list): not cached
+        return _table_text(t)
+    if text is None:
+        text = _TABLE_TEXT[t] = _table_text(t)
+    return text
+
+
+def _table_text(t: ir.Table) -> str:
+    entries = ", ".join([f"{word(w)}: {_signed(v)}" for w, v in t.entries])
+    return f"{t.side.value}.word{{{entries}}}"
 
 
 # --- selectors -------------------------------------------------------------------
@@ -165,16 +196,21 @@ def _parens(text: str) -> str:
 
 
 def pretty(p: ir.Pattern, indent: int = 0, width: int = 88) -> str:
-    """One line if it fits, else the top-level alternatives or terms one per line."""
-    line = show(p)
-    if indent + len(line) <= width:
-        return line
+    """One line if it fits, else the top-level alternatives or terms one per line.
+
+    The parts are printed once for both layouts (the line is exactly `show(p)`).
+    """
     pad = " " * (indent + 2)
     if isinstance(p, ir.Fallback):
         parts = [_parens(_pattern(o)) if isinstance(o, ir.Fallback) else _pattern(o) for o in p.options]
-        return f"\n{pad}else ".join(parts)
-    if isinstance(p, ir.Mix):
-        return f"\n{pad}+ ".join(_weighted(t) for t in p.terms)
-    if isinstance(p, ir.Score):
-        return f"softmax(\n{pad}  " + _terms(p.terms, f"\n{pad}") + f"\n{' ' * indent})"
-    return line
+        line, broken = " else ".join(parts), f"\n{pad}else ".join(parts)
+    elif isinstance(p, ir.Mix):
+        parts = [_weighted(t) for t in p.terms]
+        line, broken = " + ".join(parts), f"\n{pad}+ ".join(parts)
+    elif isinstance(p, ir.Score):
+        parts = [_term(t, first=(k == 0)) for k, t in enumerate(p.terms)]
+        line = f"softmax({' '.join(parts)})"
+        broken = f"softmax(\n{pad}  " + f"\n{pad}".join(parts) + f"\n{' ' * indent})"
+    else:
+        return show(p)
+    return line if indent + len(line) <= width else broken

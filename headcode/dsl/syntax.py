@@ -8,6 +8,7 @@ mixture is wide, not deep.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -59,20 +60,20 @@ class Attr:
 
 
 @dataclass(frozen=True)
-class Entry:
-    word: str
-    weight: float | None  # None in a set: `{the, and}`
-    span: Span | None = _span
-
-
-@dataclass(frozen=True)
 class TableLit:
-    """`key.word{the: 1.2, ",": 0.7}` or the set `key.word{the, and}`."""
+    """`key.word{the: 1.2, ",": 0.7}` or the set `key.word{the, and}`.
+
+    Entries are (word, weight) pairs, the weight None in a set. A table may hold
+    hundreds of entries whose positions only an error message needs, so they are
+    kept apart: `entry_spans[k]` is entry k's (the fast parser works them out on
+    first use).
+    """
 
     side: str
     attr: str
-    entries: tuple[Entry, ...]
+    entries: tuple[tuple[str, float | None], ...]
     span: Span | None = _span
+    entry_spans: Sequence[Span] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

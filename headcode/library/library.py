@@ -57,9 +57,12 @@ class Library(Mapping):
         self.created = fmt.check_created(created)
         self.version = fmt.check_version(version)
         self.merged = fmt.check_merged(merged or {})
-        if isinstance(programs, Mapping):
-            programs = programs.values()
-        pool = dict(_canonical(p) for p in programs)
+        # Programs from `fmt.decode` are verified canonical under their ids already.
+        self._checked = isinstance(programs, fmt.CheckedPrograms)
+        if self._checked:
+            pool = programs
+        else:
+            pool = dict(_canonical(p) for p in (programs.values() if isinstance(programs, Mapping) else programs))
         table: dict[tuple[int, int], HeadEntry] = {}
         for h in heads:
             if not isinstance(h, HeadEntry):
@@ -108,7 +111,7 @@ class Library(Mapping):
     def replace(self, **changes) -> Library:
         """A copy with some of: model, corpus, created, version, heads, programs, merged."""
         args = dict(model=self.model, corpus=self.corpus, created=self.created, version=self.version,
-                    heads=self._heads.values(), programs=self.programs, merged=self.merged)
+                    heads=self._heads.values(), programs=self._programs(), merged=self.merged)
         args.update(changes)
         return Library(**args)
 
@@ -125,9 +128,13 @@ class Library(Mapping):
 
     # --- files ---
 
+    def _programs(self) -> Mapping[str, object]:
+        """The programs, marked as checked when they came from `fmt.decode`."""
+        return fmt.CheckedPrograms(self.programs) if self._checked else self.programs
+
     def _parts(self) -> fmt.Parts:
         return fmt.Parts(self.version, self.created, self.model, self.corpus, tuple(self._heads.values()),
-                         self.programs, self.merged)
+                         self._programs(), self.merged)
 
     def files(self) -> dict[str, bytes]:
         """The library's files, name -> bytes, exactly as `save` writes them."""
@@ -148,8 +155,11 @@ class Library(Mapping):
         """Check a library's files (name -> bytes) and build it; `where` names it in errors."""
         parts = fmt.decode(files, where)
         lib = cls(model=parts.model, corpus=parts.corpus, created=parts.created, version=parts.version,
-                  heads=parts.heads, programs=parts.programs.values(), merged=parts.merged)
-        if lib.files() != files:  # a catch-all behind decode's specific checks
+                  heads=parts.heads, programs=parts.programs, merged=parts.merged)
+        # A catch-all behind decode's specific checks. decode compared programs.hc
+        # with these very programs printed, so only the manifest is encoded again.
+        known = files[fmt.PROGRAMS] if dict(lib.programs) == parts.programs else None
+        if fmt.encode(lib._parts(), known) != files:
             raise LibraryError(f"{where}: does not re-save byte-identically; refusing an edited library")
         return lib
 

@@ -19,6 +19,10 @@ Strategies:
   fallbacks, mixtures, softmax with conditions, distances and word tables), as
   core IR that the checker could have produced;
 * `programs()`: patterns within the language's size and depth limits;
+* `fitted_scores()`: score programs shaped like fitted ones (`mix3` of softmaxes
+  whose terms are one-sided factors, word tables and the named relations
+  `prev(k)`, `self`, `window(w)`, `same_sent`, `same_token`, ..., alone or under
+  `and`), which `patterns()` produces only now and then;
 * `program_texts()`: the same, printed as DSL text;
 * `token_tables()`: random sequences of words (including punctuation, quotes,
   line breaks, capitals, digits and closed-class words) as `TokenTable`s.
@@ -107,6 +111,55 @@ def _tables() -> st.SearchStrategy[ir.Table]:
 
 def _factors() -> st.SearchStrategy[ir.Factor]:
     return st.one_of(selectors(max_leaves=3), st.builds(ir.Dist, st.sampled_from(list(Distance))), _tables())
+
+
+def _relations() -> st.SearchStrategy[ir.Selector]:
+    """Key-query conditions as the named ones write them (`prev(k)`, `self`, `window(w)`,
+    `same_sent`, `same_word`, `same_token`, `induction`), plus a few other offsets."""
+    def pos(op, c):
+        return ir.Cmp(Side.KEY, Feature.POS, op, Feature.POS, c)
+
+    def same(f):
+        return ir.Cmp(Side.KEY, f, CmpOp.EQ, f, 0)
+
+    return st.one_of(
+        st.builds(pos, st.sampled_from(list(CmpOp)), st.integers(-8, 1)),
+        st.builds(same, st.sampled_from(_ORDINAL + _TOKEN)),
+        st.just(ir.And((same(Feature.TOK), pos(CmpOp.LE, -1)))),  # same_token
+        st.just(ir.Cmp(Side.KEY, Feature.PREV_TOK, CmpOp.EQ, Feature.TOK, 0)),  # induction
+    )
+
+
+def _one_sided(side: Side) -> st.SearchStrategy[ir.Selector]:
+    words = st.sets(st.sampled_from(TABLE_WORDS), min_size=1, max_size=4)
+    return st.one_of(
+        st.builds(ir.Cls, st.just(side), st.sampled_from(list(TokenClass))),
+        st.builds(lambda ws: ir.Words(side, tuple(sorted(ws))), words),
+        st.builds(lambda op, c: ir.Cmp(side, Feature.POS, op, None, c), st.sampled_from(list(CmpOp)),
+                  st.integers(0, 6)),
+    )
+
+
+def _fitted_factors() -> st.SearchStrategy[ir.Factor]:
+    sided = st.sampled_from(list(Side)).flatmap(_one_sided)
+    return st.one_of(
+        sided,
+        _tables(),
+        _relations(),
+        st.builds(ir.Dist, st.sampled_from(list(Distance))),
+        # `(query.punct and self)`, `(key.cap and same_sent)`: one-sided conditions under a relation
+        st.builds(lambda a, r: ir.And((a, r)), sided, _relations()),
+        _factors(),
+    )
+
+
+def fitted_scores() -> st.SearchStrategy[ir.Pattern]:
+    """Score programs like the fitted ones: a softmax of many terms mixing one-sided
+    factors, word tables and relations, or a mixture of up to three of them."""
+    term = st.builds(lambda w, fs: ir.ScoreTerm(w, tuple(fs)), _signed_weights,
+                     st.lists(_fitted_factors(), max_size=3))
+    score = st.builds(lambda ts: ir.Score(tuple(ts)), st.lists(term, min_size=1, max_size=12))
+    return st.one_of(score, _mixtures(score)).filter(lambda p: ir.size(p) <= MAX_NODES and ir.depth(p) <= MAX_DEPTH)
 
 
 def scores() -> st.SearchStrategy[ir.Score]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from headcode import dsl
+from headcode.dsl import ir
 from headcode.compiler import (
     ProgramBatch, TokenTable, compile_program, evaluate_batch, evaluate_many, reference_evaluate,
 )
@@ -24,6 +25,9 @@ def matrix(text: str, table: TokenTable = TABLE) -> np.ndarray:
 def test_opcode_literals_in_the_kernels_mirror_the_enum():
     for op in Op:
         assert getattr(kernels, op.name) == op.value, op.name
+        # The kernels dispatch vector and fused score instructions by range.
+        assert (Op.V_FILL <= op <= Op.V_AXPY) == op.name.startswith("V_"), op.name
+        assert (Op.SCORE <= op <= Op.SCORE_MATRIX) == op.name.startswith("SCORE"), op.name
 
 
 def test_hand_checked_rows():
@@ -102,3 +106,83 @@ def test_benchmark_programs_are_distinct_and_valid():
 
     texts = programs()
     assert len({dsl.program_id(t) for t in texts}) == len(texts) == 300
+
+
+# --- score programs: split terms, fused passes ----------------------------------------
+
+FITTED = ('softmax(2*bos + 1.1*prev(1) + 0.3*(query.punct and self) - 0.6*log_dist + 0.8*key.punct'
+          ' + key.word{the: 1.2, dog: -0.5}*same_sent + query.word{".": 2.1, dog: 0.7}*prev(1)'
+          ' + query.word{tom: 1.5}*log_dist + query.word{said: 0.4}*key.punct + 0.7*same_token + 0.2*window(3))')
+
+
+def test_score_terms_become_vector_work_and_one_pass_per_relation():
+    from headcode.compiler.lower import NO_LO
+
+    program = dsl.canonical(dsl.parse(FITTED))
+    tape = lower(program)
+    ops = [Op(row[0]) for row in tape.code]
+    # No factor is computed as a matrix: only the logits are (FILL, fused adds, SOFTMAX).
+    assert not {Op.CMP_KQ, Op.CMP_K, Op.CMP_Q, Op.AND, Op.MUL} & set(ops)
+    fused = [row for row in tape.code if Op(row[0]).name.startswith("SCORE")]
+    diagonal = [row for row in fused if row[7] == row[8]]  # bands of one key per row: O(n)
+    full = [row for row in fused if row[7] == NO_LO]
+    # prev(1) (its key-side and its query-side terms) and (query.punct and self)
+    assert len(diagonal) == 3
+    # bos and key.punct add up into one key vector, query.word{said}*key.punct is one
+    # more pass; log_dist one pass per side; same_sent; same_token (a comparison in a band).
+    assert len(full) == 6
+    assert np.allclose(compile_program(program).evaluate(TABLE), reference_evaluate(program, TABLE), atol=1e-12)
+
+
+def test_split_terms():
+    from headcode.compiler.terms import Kind, split
+    from headcode.dsl.features import CmpOp
+
+    def term(text):
+        (t,) = dsl.parse(f"softmax({text})").terms
+        return t
+
+    s = split(term("3*(query.punct and self)"))
+    assert [type(f) for f in s.query] == [ir.Cls] and not s.key
+    assert (s.relation.kind, s.relation.lo, s.relation.hi) == (Kind.NONE, 0, 0)
+    s = split(term("same_token"))
+    assert s.relation.kind is Kind.CMP and s.relation.cmp.op is CmpOp.EQ and s.relation.hi == -1
+    assert split(term("window(3)*prev(5)")) is None  # no key is in both bands
+    # Without positions 0..n-1 a comparison of positions is no band.
+    s = split(term("key.word{a: 1}*prev(2)"), positional=False)
+    assert s.relation.kind is Kind.CMP and s.relation.lo is None and len(s.key) == 1
+    s = split(term("log_dist*same_sent"))
+    assert s.relation.kind is Kind.MATRIX and len(s.relation.factors) == 2
+
+
+def test_positions_that_are_not_indices_use_no_bands():
+    from headcode.compiler.tokens import column_index
+    from headcode.dsl.features import Feature
+
+    features = TABLE.features.copy()
+    features[:, column_index(Feature.POS)] += 2
+    moved = TokenTable(TABLE.ids, TABLE.surfaces, TABLE.texts, features)
+    for text in (FITTED, "prev(1) else bos", "softmax(2*prev(1) + window(3)*key.punct)"):
+        program = dsl.canonical(dsl.parse(text))
+        assert np.allclose(compile_program(program).evaluate(moved), reference_evaluate(program, moved), atol=1e-12)
+
+
+def test_softmax_exp_matches_libm():
+    xs = np.concatenate([-np.logspace(-18, 3, 20000), np.linspace(-800, 0, 20000),
+                         [0.0, -0.0, -707.9, -708.0, -708.1, -745.2, -1e300, -np.inf]])
+    got, expected = kernels.exp_nonpositive(xs), np.exp(xs)
+    assert got[-8] == got[-7] == 1.0 and got[-1] == 0.0
+    normal = expected > 1e-300
+    assert (np.abs(got - expected)[normal] / expected[normal]).max() < 1e-15
+    assert np.abs(got - expected)[~normal].max() <= np.exp(-708.0)  # exp(x) below -708 is taken as 0
+
+
+def test_lexical_columns_equal_lexical_values():
+    from headcode.compiler import lexical_values
+    from headcode.compiler.tokens import COLUMNS
+
+    batch = ProgramBatch([dsl.parse(FITTED), dsl.parse('key.word{dog, "."} else bos')])
+    inputs = batch.inputs(TABLE)
+    assert np.array_equal(inputs[:, : len(COLUMNS)], TABLE.features)
+    for node, k in batch.lexical.items():
+        assert np.array_equal(inputs[:, len(COLUMNS) + k], lexical_values(node, TABLE.texts))

@@ -23,6 +23,36 @@ def test_kernel_equals_reference(program, table):
 
 
 @PROPS
+@given(testing.fitted_scores(), testing.token_tables(max_size=40))
+def test_kernel_equals_reference_on_fitted_score_forms(program, table):
+    # Terms split into query and key vectors, bands and one inline relation (lower/terms).
+    expected = reference_evaluate(canonical(program), table)
+    assert np.allclose(compile_program(program).evaluate(table), expected, rtol=0, atol=1e-6)
+
+
+def _positions_moved(table, shift: int, reverse: bool):
+    """The table with a position column that is not 0..n-1 (so no band may be assumed)."""
+    from headcode.compiler.tokens import TokenTable, column_index
+    from headcode.dsl.features import Feature
+
+    features = table.features.copy()
+    pos = np.arange(len(table))[::-1] if reverse else np.arange(len(table))
+    features[:, column_index(Feature.POS)] = pos + shift
+    return TokenTable(table.ids, table.surfaces, table.texts, features)
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.one_of(testing.programs(), testing.fitted_scores()), testing.token_tables(), st.integers(-3, 3),
+       st.booleans())
+def test_kernel_equals_reference_when_positions_are_not_indices(program, table, shift, reverse):
+    assume(shift != 0 or reverse)
+    moved = _positions_moved(table, shift, reverse)
+    expected = reference_evaluate(canonical(program), moved)
+    assert np.allclose(compile_program(program).evaluate(moved), expected, rtol=0, atol=1e-6)
+
+
+@PROPS
 @given(testing.programs(), testing.token_tables())
 def test_rows_sum_to_one_and_nothing_above_the_diagonal(program, table):
     for matrix in (compile_program(program).evaluate(table), reference_evaluate(program, table)):
@@ -67,7 +97,7 @@ def test_permuting_mixture_terms_changes_no_matrix(program, table):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(testing.programs(), min_size=1, max_size=6), testing.token_tables())
+@given(st.lists(st.one_of(testing.programs(), testing.fitted_scores()), min_size=1, max_size=6), testing.token_tables())
 def test_one_kernel_call_for_many_programs_equals_one_at_a_time(programs, table):
     together = evaluate_many(programs, table)
     for k, program in enumerate(programs):

@@ -9,6 +9,10 @@ the same 128-token sequence:
   cold_compile_s        a fresh process with an empty Numba cache: import, compile,
                         run the 300 programs once
   warm_load_s           the same in a second fresh process, cache filled
+  ms_per_fitted_program one kernel call running 68 programs shaped like fitted ones
+                        (`fitted_programs`: a mixture of three softmaxes of ~43 terms
+                        with word tables), per program, lexical columns included
+  fitted_speedup_vs_reference  NumPy reference / kernels on those programs
 """
 
 from __future__ import annotations
@@ -76,6 +80,35 @@ def programs(count: int = 300, seed: int = 0) -> list[str]:
     return list(seen.values())
 
 
+# The term shapes of a fitted score program (`headcode.synth.scoreform`), {t} a word table.
+_FITTED_TERMS = (
+    "{w}*(key.pos <= 4)", "{w}*(key.pos == 1)", "{w}*(key.pos == 2)", "{w}*(key.punct and same_sent)",
+    "{w}*(key.word_initial and same_word)", "{w}*(prev(1) and query.cap)", "{w}*(prev(1) and query.closed)",
+    "{w}*(prev(1) and query.punct)", "{w}*(query.closed and self)", "{w}*(query.punct and self)",
+    "{w}*(query.sent_end and self)", "{w}*(query.word_initial and self)", "{w}*bos", "bos*query.word{t}",
+    "{w}*induction", "key.punct*query.word{t}", "key.word{t}", "log_dist*query.word{t}", "{w}*log_dist",
+    "prev(1)*query.word{t}", "prev(2)*query.word{t}", "{w}*same_sent", "same_sent*key.word{t}",
+    "{w}*same_token", "{w}*same_word", "{w}*self", "self*query.word{t}", "{w}*window(16)", "{w}*window(4)",
+) + tuple(f"{{w}}*key.{c}" for c in CLASSES + ("word_initial",)) + tuple(f"{{w}}*prev({k})" for k in range(1, 7))
+
+
+def fitted_programs(count: int = 68, seed: int = 0) -> list[str]:
+    """`count` score programs shaped like fitted ones: `mix3` of softmaxes over every
+    term shape above, with word tables of 30-80 entries (most words absent from TEXT)."""
+    rng = random.Random(seed)
+    vocabulary = sorted({w.lower() for w in TEXT}) + [f"w{k}" for k in range(300)]
+
+    def table() -> str:
+        chosen = rng.sample(vocabulary, rng.randint(30, 80))
+        return "{" + ", ".join(f"{json.dumps(w)}: {rng.uniform(-2, 2):.2f}" for w in chosen) + "}"
+
+    def softmax() -> str:
+        terms = [shape.format(w=f"{rng.uniform(-3, 3):.2f}", t=table()) for shape in _FITTED_TERMS]
+        return "softmax(" + " + ".join(terms) + ")"
+
+    return [" + ".join(f"{w}*{softmax()}" for w in (0.5, 0.3, 0.2)) for _ in range(count)]
+
+
 def _best(fn: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -118,6 +151,11 @@ def run(python_sample: int = 30) -> dict[str, float]:
     sample = patterns[:: max(1, len(patterns) // python_sample)][:python_sample]
     python_s = _best(lambda: [loop_evaluate(p, table) for p in sample], 1)
     per_program = kernel_s / len(patterns)
+    fitted = [dsl.canonical(dsl.parse(p)) for p in fitted_programs()]
+    fitted_batch = ProgramBatch(fitted)
+    fitted_batch.evaluate(table)
+    fitted_s = _best(lambda: fitted_batch.evaluate(table), 10)
+    fitted_reference_s = _best(lambda: [reference_evaluate(p, table) for p in fitted], 1)
     with tempfile.TemporaryDirectory(prefix="headcode-numba-") as cache:
         cold = _fresh_process(cache)
         warm = _fresh_process(cache)
@@ -131,4 +169,6 @@ def run(python_sample: int = 30) -> dict[str, float]:
         "python_sample_programs": len(sample),
         "cold_compile_s": round(cold, 2),
         "warm_load_s": round(warm, 2),
+        "ms_per_fitted_program": round(fitted_s * 1000 / len(fitted), 4),
+        "fitted_speedup_vs_reference": round(fitted_reference_s / fitted_s, 1),
     }

@@ -21,11 +21,12 @@ from headcode.compiler.kernels import run_tapes
 from headcode.compiler.lower import WIDTH, Op, Tape, lower
 from headcode.compiler.tokens import COLUMNS, TokenTable
 from headcode.dsl import canonical, ir
+from headcode.dsl.features import Feature
 
 
 @functools.lru_cache(maxsize=4096)
-def _tape(pattern: ir.Pattern) -> Tape:
-    return lower(canonical(pattern))
+def _tape(pattern: ir.Pattern, positional: bool) -> Tape:
+    return lower(canonical(pattern), positional)
 
 
 class CompiledProgram:
@@ -33,7 +34,7 @@ class CompiledProgram:
 
     def __init__(self, pattern: ir.Pattern) -> None:
         self.pattern = pattern
-        self.tape = _tape(pattern)
+        self.tape = _tape(pattern, True)
         self._batch = ProgramBatch([pattern])
 
     def evaluate(self, table: TokenTable) -> np.ndarray:
@@ -59,6 +60,15 @@ def evaluate_batch(pattern: ir.Pattern, tables: Sequence[TokenTable]) -> list[np
     return compile_program(pattern).evaluate_batch(tables)
 
 
+@functools.lru_cache(maxsize=64)
+def _back(n: int) -> np.ndarray:
+    """The kernels' table of relations that depend on d = i - j only (see `run_tapes`)."""
+    d = np.arange(n - 1, -1, -1, dtype=np.float64)
+    back = np.stack([d, np.log1p(d), np.ones(n)])
+    back.flags.writeable = False
+    return back
+
+
 def lexical_values(node: ir.Words | ir.Table, texts: Sequence[str]) -> np.ndarray:
     """Per-token values of a word set (1 for members, else 0) or a word table (weight, else 0)."""
     if isinstance(node, ir.Words):
@@ -68,8 +78,10 @@ def lexical_values(node: ir.Words | ir.Table, texts: Sequence[str]) -> np.ndarra
     return np.fromiter((weights.get(t, 0.0) for t in texts), dtype=np.float64, count=len(texts))
 
 
-# Instructions whose operand `a` is an input column (and may name a lexical one).
-_COLUMN_OPS = np.array([Op.CMP_K, Op.CMP_Q, Op.KEY_COL, Op.QUERY_COL, Op.ADD_KEY_COL], dtype=np.int64)
+# Instructions whose operand `a` is an input column (and may name a lexical one),
+# as a lookup table by opcode (np.isin was half the time of building a batch).
+_COLUMN_OP = np.zeros(max(Op) + 1, dtype=bool)
+_COLUMN_OP[[Op.CMP_K, Op.CMP_Q, Op.V_CMP, Op.V_COL]] = True
 
 
 class ProgramBatch:
@@ -78,44 +90,97 @@ class ProgramBatch:
     Build it once and call `evaluate` per sequence: the tapes are concatenated and
     their lexical columns merged (a word set shared by several programs is filled
     once per sequence) only here.
+
+    The tapes assume that a table's position column is 0..n-1 (true of every table
+    built from text or words). For a table where it is not, a second set of tapes
+    that reads the column like any other feature is built on first use.
     """
 
     def __init__(self, patterns: Sequence[ir.Pattern]) -> None:
-        tapes = [_tape(p) for p in patterns]
-        self.size = len(tapes)
+        self.patterns = list(patterns)
+        self.size = len(self.patterns)
         self.lexical: dict[ir.Words | ir.Table, int] = {}
+        self._index: tuple[int, tuple] | None = None  # (len(lexical) when built, `_word_index()`)
+        self._joined = {True: self._join(True)}
+        self.code, self.values, self.starts, self.results, self.registers, self.vectors = self._joined[True]
+
+    def _join(self, positional: bool) -> tuple:
+        tapes = [_tape(p, positional) for p in self.patterns]
         codes, values, starts = [], [], [0]
         for tape in tapes:
-            code = tape.code.copy()
-            # Point the tape's lexical columns (numbered from len(COLUMNS) in the
-            # tape) at the batch's merged columns.
-            slots = np.isin(code[:, 0], _COLUMN_OPS) & (code[:, 2] >= len(COLUMNS))
-            remap = np.array([len(COLUMNS) + self.lexical.setdefault(node, len(self.lexical))
-                              for node in tape.lexical], dtype=np.int64)
-            code[slots, 2] = remap[code[slots, 2] - len(COLUMNS)]
+            code = tape.code
+            if tape.lexical:
+                # Point the tape's lexical columns (numbered from len(COLUMNS) in the
+                # tape) at the batch's merged columns.
+                code = code.copy()
+                slots = _COLUMN_OP[code[:, 0]] & (code[:, 2] >= len(COLUMNS))
+                remap = np.array([len(COLUMNS) + self.lexical.setdefault(node, len(self.lexical))
+                                  for node in tape.lexical], dtype=np.int64)
+                code[slots, 2] = remap[code[slots, 2] - len(COLUMNS)]
             codes.append(code)
             values.append(tape.values)
             starts.append(starts[-1] + len(code))
-        self.code = np.concatenate(codes) if codes else np.zeros((0, WIDTH), dtype=np.int64)
-        self.values = np.concatenate(values) if values else np.zeros(0)
-        self.starts = np.array(starts, dtype=np.int64)
-        self.results = np.array([t.result for t in tapes], dtype=np.int64)
-        self.registers = max((t.registers for t in tapes), default=0)
+        return (
+            np.concatenate(codes) if codes else np.zeros((0, WIDTH), dtype=np.int64),
+            np.concatenate(values) if values else np.zeros(0),
+            np.array(starts, dtype=np.int64),
+            np.array([t.result for t in tapes], dtype=np.int64),
+            max((t.registers for t in tapes), default=0),
+            max((t.vectors for t in tapes), default=0),
+        )
 
     def inputs(self, table: TokenTable) -> np.ndarray:
         """float64[n, columns]: the table's features, then the batch's lexical columns."""
+        return self.columns(table).T
+
+    def columns(self, table: TokenTable) -> np.ndarray:
+        """float64[columns, n]: `inputs` transposed, the layout the kernels read."""
         n, base = len(table), len(COLUMNS)
-        inputs = np.empty((n, base + len(self.lexical)))
-        inputs[:, :base] = table.features
-        for node, k in self.lexical.items():
-            inputs[:, base + k] = lexical_values(node, table.texts)
-        return inputs
+        columns = np.zeros((base + len(self.lexical), n))
+        columns[:base] = table.features.T
+        # A batch of fitted programs has over a thousand lexical columns but few
+        # distinct words, so each text is looked up once in an index of every
+        # word's non-zero entries (`_word_index`), not once per column.
+        vocabulary, starts, cols, vals = self._word_index()
+        ids = np.array([vocabulary.get(text, -1) for text in table.texts], dtype=np.int64)
+        tokens = np.flatnonzero(ids >= 0)
+        first, counts = starts[ids[tokens]], np.diff(starts)[ids[tokens]]
+        # Entry positions first[m], first[m] + 1, ... for each token m, all at once.
+        at = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        columns[cols[at], np.repeat(tokens, counts)] = vals[at]
+        return columns
+
+    def _word_index(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """Every non-zero (column, value) of the lexical columns, grouped by word:
+        word w's entries are cols/vals[starts[vocabulary[w]] : starts[vocabulary[w] + 1]]
+        (`lexical_values` for every lexical column at once). Built on first use."""
+        if self._index is None or self._index[0] != len(self.lexical):
+            words: list[str] = []
+            cols: list[int] = []
+            vals: list[float] = []
+            for node, k in self.lexical.items():
+                weights = dict.fromkeys(node.words, 1.0) if isinstance(node, ir.Words) else dict(node.entries)
+                words.extend(weights)
+                vals.extend(weights.values())
+                cols.extend([len(COLUMNS) + k] * len(weights))
+            vocabulary = {w: i for i, w in enumerate(dict.fromkeys(words))}
+            ids = np.fromiter(map(vocabulary.__getitem__, words), dtype=np.int64, count=len(words))
+            order = np.argsort(ids, kind="stable")
+            starts = np.concatenate(([0], np.cumsum(np.bincount(ids, minlength=len(vocabulary)))))
+            self._index = (len(self.lexical), (vocabulary, starts, np.array(cols, dtype=np.int64)[order],
+                                               np.array(vals, dtype=np.float64)[order]))
+        return self._index[1]
 
     def evaluate(self, table: TokenTable) -> np.ndarray:
         """float64[k, n, n]: every program of the batch on one sequence."""
         n = len(table)
         out = np.zeros((self.size, n, n))
         if self.size and n:
-            run_tapes(self.code, self.values, self.starts, self.results, self.registers, self.inputs(table), out,
-                      numba.get_num_threads())
+            positional = bool(np.array_equal(table.column(Feature.POS), np.arange(n)))
+            if positional not in self._joined:
+                self._joined[positional] = self._join(positional)
+            code, values, starts, results, registers, vectors = self._joined[positional]
+            bits = np.empty((numba.get_num_threads(), n), dtype=np.int64)
+            run_tapes(code, values, starts, results, registers, vectors, self.columns(table), _back(n),
+                      bits, bits.view(np.float64), out)
         return out

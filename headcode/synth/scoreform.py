@@ -48,7 +48,7 @@ QUERY_TABLE_FACTORS: tuple[str, ...] = ("bos", "self", "prev(1)", "prev(2)", "lo
 KEY_TABLE_FACTORS: tuple[str, ...] = ("true", "same_sent")
 
 VOCABULARY = 256  # words per table at most (the DSL allows MAX_TABLE)
-TABLE_EPSILON = 0.05  # table entries smaller than this are dropped from the program
+TABLE_EPSILON = 0.1  # table entries smaller than this are dropped from the program
 TERM_EPSILON = 0.02  # so are terms with a smaller weight
 
 
@@ -108,6 +108,10 @@ class FitSettings:
     iou_lr: float = 0.03
     batch: int = 8  # sequences per step
     components: int = 3  # softmaxes mixed per head (1: a single softmax)
+    # Proximal L1 on word-table entries during the cross-entropy stage, per unit of
+    # learning rate. Measured on dev paragraphs (5 layers): 0.4 cuts program text
+    # about 3-4x at no measurable IoU cost; 0.5 costs 0.005, 1.0 empties the tables.
+    table_l1: float = 0.4
     seed: int = 0
 
 
@@ -256,19 +260,41 @@ def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], la
     generator = np.random.default_rng(settings.seed + layer)
     targets = [_attention(b, attention, layer, heads) for b in prepared]
     model = _Model(heads, vocab_size, settings.components, settings.seed + layer)
-    for epochs, lr, loss_fn in ((settings.ce_epochs, settings.ce_lr, _ce_loss),
-                                (settings.iou_epochs, settings.iou_lr, _iou_loss)):
+    # Stage 1, cross-entropy with an L1 proximal step on the word tables: it decides
+    # which words a head cares about. Stage 2, the soft row IoU on that support only
+    # (the "relaxed lasso"): the kept entries lose the shrinkage bias, the dropped
+    # ones stay exactly zero, so tables stay short.
+    for stage, (epochs, lr, loss_fn) in enumerate(((settings.ce_epochs, settings.ce_lr, _ce_loss),
+                                                   (settings.iou_epochs, settings.iou_lr, _iou_loss))):
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        support = None if stage == 0 or settings.table_l1 <= 0 else (model.k != 0, model.q != 0)
         for _ in range(epochs):
             for k in generator.permutation(len(prepared)):
                 optimiser.zero_grad()
                 loss = loss_fn(model.log_probs(prepared[k]), targets[k], prepared[k])
                 loss.backward()
                 optimiser.step()
+                if support is None and settings.table_l1 > 0:
+                    _shrink((model.k, model.q), lr * settings.table_l1)
+                elif support is not None:
+                    with torch.no_grad():
+                        model.k.mul_(support[0])
+                        model.q.mul_(support[1])
     w, key, query, mix = (t.detach().numpy().astype(np.float64) for t in model.parameters())
     shares = np.exp(mix - mix.max(axis=1, keepdims=True))
     shares /= shares.sum(axis=1, keepdims=True)
     return [HeadParameters(w[:, h], key[:, h], query[:, h], shares[h]) for h in range(heads)]
+
+
+def _shrink(tensors, amount: float) -> None:
+    """Soft-threshold in place (the proximal step of an L1 penalty): entries that the
+    data does not keep pushing away from zero become exactly zero, so word tables
+    stay short and readable."""
+    import torch
+
+    with torch.no_grad():
+        for t in tensors:
+            t.copy_(torch.sign(t) * torch.clamp(t.abs() - amount, min=0.0))
 
 
 # --- parameters -> program ------------------------------------------------------------

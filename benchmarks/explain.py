@@ -3,7 +3,7 @@ sequence shapes of issue 4, printing JSON with the time of each stage, the mean
 test IoU and the baselines computed in the same run.
 
     .venv/bin/python benchmarks/explain.py [--corpus FILE] [--shape paragraphs|windows|both]
-                                           [--train 300] [--validation 60] [--test 100]
+                                           [--train 300] [--validation 60] [--test 100] [--save DIR]
 
 Default corpus: ../shared/data/tinystories/dev.txt when it is there (development
 text), else the shipped stories. Shapes: `paragraphs` (each paragraph truncated to
@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--validation", type=int, default=60)
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--heads", default=None, help="only these heads, e.g. L0.H1,L5.H3")
+    parser.add_argument("--save", metavar="DIR", help="also write each run's library to DIR/<shape>")
     args = parser.parse_args()
     report = {"corpus": args.corpus, "model": args.model, "runs": {}}
     for shape in SHAPES if args.shape == "both" else (args.shape,):
@@ -40,6 +41,8 @@ def main() -> int:
                            train=args.train, validation=args.validation, test=args.test, heads_spec=args.heads,
                            settings=explain.Settings())
         result, library = pipeline.run(job, progress=sys.stderr.isatty())
+        if args.save:
+            library.save(Path(args.save) / shape)
         ranked = sorted(result.heads, key=lambda h: h.test["iou"])
         programs = [h.program for h in result.heads]
         report["runs"][shape] = {

@@ -381,12 +381,19 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     import json
 
     from headcode.cli import main
-    from headcode.replace.evaluate import head_effects, with_effects
+    from headcode.replace.evaluate import head_effects, perplexity, with_effects
 
     lib = library_for(tiny)
     tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
-    effects = head_effects(tiny.model, tiny.tokenizer, lib, tables)
+    effects = head_effects(tiny.model, tiny.tokenizer, lib, tables, batch_size=2)
     assert set(effects) == set(lib)
+    # Replaying the layers before a head from a clean run gives the whole forward's figure.
+    base, _ = perplexity(tiny.model, tables, batch_size=2)
+    for key in [next(iter(lib)), max(lib)]:
+        with attach(tiny.model, lib, heads=[key], tokenizer=tiny.tokenizer) as handle:
+            whole = perplexity(tiny.model, tables, handle, batch_size=2)[0] / base - 1
+        assert effects[key] == pytest.approx(whole, rel=1e-6, abs=1e-9)
+    assert any(abs(v) > 1e-6 for v in effects.values())
     measured = with_effects(lib, effects)
     gentlest = min(effects, key=lambda k: (effects[k], k))
     assert choose_heads(measured, len(lib), fraction=1 / len(lib), rank_by="ppl_increase") == [gentlest]

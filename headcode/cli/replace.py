@@ -98,7 +98,7 @@ def cmd_replace(args) -> int:
     if args.measure_heads:
         validation = _tables(args, loaded, corpus, seed, "validation", args.validation_seqs)
         effects = evaluate.head_effects(loaded.model, loaded.tokenizer, lib, validation, batch_size=args.batch_size,
-                                        force=args.force, progress=say)
+                                        force=args.force, progress=not args.quiet)
         lib = evaluate.with_effects(lib, effects)
         lib.save(args.measure_heads)
         print(f"headcode: wrote {args.measure_heads}: validation ppl_increase of {len(effects)} heads "

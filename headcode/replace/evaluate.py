@@ -43,11 +43,8 @@ def perplexity(model, tables: Sequence[TokenTable], handle=None, batch_size: int
     ordered = sorted(tables, key=len, reverse=True)  # similar lengths together: less padding
     for k in range(0, len(ordered), batch_size):
         batch = encode(ordered[k:k + batch_size])
-        logits = forward(model, batch, handle)
-        loss = _token_losses(logits, batch.input_ids)
-        real = (batch.attention_mask[:, 1:] * batch.attention_mask[:, :-1]).bool()  # right padding
-        total += float(loss[real].double().sum())
-        count += int(real.sum())
+        part, tokens = _loss_sum(forward(model, batch, handle), batch)
+        total, count = total + part, count + tokens
     if count == 0:
         raise ValueError("no tokens to predict: every sequence has a single token")
     return math.exp(total / count), count
@@ -133,17 +130,92 @@ def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: It
 
 
 def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, batch_size: int = 8,
-                 force: bool = False, progress: Callable[[str], None] | None = None) -> dict[tuple[int, int], float]:
+                 force: bool = False, progress: bool = False) -> dict[tuple[int, int], float]:
     """Each library head's perplexity increase when it alone is replaced, on `tables`
-    (pass validation text: the figures rank heads for evaluation on the test split)."""
-    base, _ = perplexity(model, tables, None, batch_size)
+    (pass validation text: the figures rank heads for evaluation on the test split).
+
+    Replacing a head of layer L changes nothing before L, so each batch runs clean
+    once with every decoder layer's output recorded, and each head's run replays
+    layers 0..L-1 from that record (`_replayed`): the same numbers as a whole
+    forward, in about half the time.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    layers = decoder_layers(model)
+    ordered = sorted(tables, key=len, reverse=True)
+    batches = [encode(ordered[k:k + batch_size]) for k in range(0, len(ordered), batch_size)]
+    records, base_total, count = [], 0.0, 0
+    for batch in batches:
+        with _recorded(layers) as outputs:
+            logits = forward(model, batch, None)
+        records.append(outputs)
+        total, tokens = _loss_sum(logits, batch)
+        base_total, count = base_total + total, count + tokens
+    if count == 0:
+        raise ValueError("no tokens to predict: every sequence has a single token")
     effects = {}
-    for k, key in enumerate(library):
+    bar = tqdm(list(library), desc="measure heads", unit="head", file=sys.stderr, disable=not progress)
+    for key in bar:
+        total = 0.0
         with attach(model, library, heads=[key], tokenizer=tokenizer, force=force) as handle:
-            effects[key] = perplexity(model, tables, handle, batch_size)[0] / base - 1
-        if progress:
-            progress(f"head L{key[0]}.H{key[1]} ({k + 1}/{len(library)}): {effects[key]:+.2%}")
+            for batch, outputs in zip(batches, records):
+                with _replayed(layers[:key[0]], outputs):
+                    total += _loss_sum(forward(model, batch, handle), batch)[0]
+        effects[key] = math.exp((total - base_total) / count) - 1  # ppl ratio - 1
+        bar.set_postfix_str(f"L{key[0]}.H{key[1]} {effects[key]:+.2%}")
     return effects
+
+
+def _loss_sum(logits: torch.Tensor, batch) -> tuple[float, int]:
+    """(summed next-token loss, tokens predicted) of a right-padded batch."""
+    loss = _token_losses(logits, batch.input_ids)
+    real = (batch.attention_mask[:, 1:] * batch.attention_mask[:, :-1]).bool()
+    return float(loss[real].double().sum()), int(real.sum())
+
+
+def decoder_layers(model) -> list:
+    """Each layer's whole block (the parent of its attention module), by layer."""
+    from headcode.replace.attach import attention_modules
+
+    names = {id(m): name for name, m in model.named_modules()}
+    return [model.get_submodule(names[id(m)].rpartition(".")[0]) for m in attention_modules(model)]
+
+
+class _recorded:
+    """Record every layer's output during one forward (a list, filled in order)."""
+
+    def __init__(self, layers: list):
+        self.layers, self.outputs, self.hooks = layers, [], []
+
+    def __enter__(self) -> list:
+        for layer in self.layers:
+            self.hooks.append(layer.register_forward_hook(lambda _m, _a, out: self.outputs.append(out)))
+        return self.outputs
+
+    def __exit__(self, *exc) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+
+class _replayed:
+    """Layers that return their recorded outputs instead of computing them.
+
+    Only for layers before every replaced head, on the batch that was recorded:
+    their inputs are the same, so their outputs are too.
+    """
+
+    def __init__(self, layers: list, outputs: list):
+        self.layers, self.outputs = layers, outputs
+
+    def __enter__(self) -> None:
+        for layer, out in zip(self.layers, self.outputs):
+            layer.forward = lambda *args, _out=out, **kwargs: _out
+
+    def __exit__(self, *exc) -> None:
+        for layer in self.layers:
+            del layer.forward  # the instance attribute; the class's forward shows again
 
 
 def with_effects(library, effects: dict[tuple[int, int], float]):

@@ -392,11 +392,16 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     for key in [next(iter(lib)), max(lib)]:
         with attach(tiny.model, lib, heads=[key], tokenizer=tiny.tokenizer) as handle:
             whole = perplexity(tiny.model, tables, handle, batch_size=2)[0] / base - 1
-        assert effects[key] == pytest.approx(whole, rel=1e-6, abs=1e-9)
-    assert any(abs(v) > 1e-6 for v in effects.values())
+        assert effects[key]["ppl_increase"] == pytest.approx(whole, rel=1e-6, abs=1e-9)
+    assert all(e["kl"] >= -1e-9 for e in effects.values())  # a divergence
+    assert any(e["kl"] > 1e-6 for e in effects.values())
     measured = with_effects(lib, effects)
-    gentlest = min(effects, key=lambda k: (effects[k], k))
+    gentlest = min(effects, key=lambda k: (round(effects[k]["ppl_increase"], 6), k))
     assert choose_heads(measured, len(lib), fraction=1 / len(lib), rank_by="ppl_increase") == [gentlest]
+    closest = min(effects, key=lambda k: (round(effects[k]["kl"], 6), k))
+    # A library that records the measured cost is ranked by its KL unless told otherwise.
+    assert choose_heads(measured, len(lib), fraction=1 / len(lib)) == [closest]
+    assert choose_heads(lib, len(lib), fraction=0.5) == choose_heads(lib, len(lib), fraction=0.5, rank_by="iou")
     assert measured[gentlest].validation["iou"] == lib[gentlest].validation["iou"]
     with pytest.raises(UserError, match="no validation 'ppl_increase'"):
         choose_heads(lib, len(lib), fraction=0.5, rank_by="ppl_increase")
@@ -408,5 +413,5 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
             "--validation-seqs", "3", "--fractions", "0.5", "--qa", "none", "--measure-heads", str(out), "--json"]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["rank_by"] == "ppl_increase"
-    assert all("ppl_increase" in Library.load(out)[key].validation for key in lib)
+    assert report["rank_by"] == "kl"
+    assert all({"ppl_increase", "kl"} <= set(Library.load(out)[key].validation) for key in lib)

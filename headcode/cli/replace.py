@@ -33,11 +33,13 @@ def register(subparsers) -> None:
                    help="question sets: builtin (the default), arc-easy, piqa, sciq, or none")
     p.add_argument("--qa-limit", type=positive, default=200, metavar="N", help="questions per public set (200)")
     p.add_argument("--rank-by", metavar="FIGURE",
-                   help="the library's validation figure that ranks heads: iou (the default), jsd, "
-                        "ppl_increase (lower first), or any other it records (higher first)")
+                   help="the library's validation figure that ranks heads: kl or ppl_increase (lower first; the "
+                        "default when the library records them, kl first), iou (the default otherwise), jsd, "
+                        "or any other it records")
     p.add_argument("--measure-heads", metavar="OUT.lib",
-                   help="first measure each head's perplexity increase when replaced alone on the validation "
-                        "split, write the library with it as validation ppl_increase to OUT.lib, and rank by it")
+                   help="first measure what replacing each head alone costs on the validation split (KL of "
+                        "the predictions and perplexity increase), write the library with them as validation kl "
+                        "and ppl_increase to OUT.lib, and rank by kl")
     p.add_argument("--validation-seqs", type=positive, default=40, metavar="N",
                    help="validation sequences for --measure-heads (40)")
     p.add_argument("--batch-size", type=positive, default=8, metavar="B", help="sequences per forward (8)")
@@ -94,14 +96,14 @@ def cmd_replace(args) -> int:
     corpus = open_corpus(args.corpus)
     tables = _tables(args, loaded, corpus, seed, "test", args.max_seqs)
     say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
-    rank_by = args.rank_by or ("ppl_increase" if args.measure_heads else "iou")
+    rank_by = args.rank_by
     if args.measure_heads:
         validation = _tables(args, loaded, corpus, seed, "validation", args.validation_seqs)
         effects = evaluate.head_effects(loaded.model, loaded.tokenizer, lib, validation, batch_size=args.batch_size,
                                         force=args.force, progress=not args.quiet)
         lib = evaluate.with_effects(lib, effects)
         lib.save(args.measure_heads)
-        print(f"headcode: wrote {args.measure_heads}: validation ppl_increase of {len(effects)} heads "
+        print(f"headcode: wrote {args.measure_heads}: validation kl and ppl_increase of {len(effects)} heads "
               f"on {len(validation)} validation sequences", file=sys.stderr)
     sets, skipped = {}, {}
     for name in args.qa:
@@ -111,6 +113,9 @@ def cmd_replace(args) -> int:
             skipped[name] = str(why)
             print(f"headcode: note: QA set {name} skipped: {why}", file=sys.stderr)
     from headcode.replace import choose_heads
+    from headcode.replace.attach import default_rank
+
+    rank_by = rank_by or default_rank(lib)
 
     for fraction in args.fractions:  # refuse a bad ranking before the slow part
         choose_heads(lib, loaded.n_layers * loaded.n_heads, fraction=fraction, rank_by=rank_by)

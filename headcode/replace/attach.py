@@ -31,12 +31,12 @@ Head = tuple[int, int]
 MatricesFn = Callable[[object, Sequence[Head]], np.ndarray]
 _REBUILT_MAX = 1024  # tables rebuilt from ids kept at most (a forward needs one per row)
 # Validation figures for which lower is better (anything else ranks higher-first).
-LOWER_IS_BETTER = frozenset({"jsd", "ppl_increase"})
+LOWER_IS_BETTER = frozenset({"jsd", "ppl_increase", "kl"})
 
 
 def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: float | None = None, *,
            tokenizer=None, matrices_fn: MatricesFn | None = None, force: bool = False,
-           rank_by: str = "iou") -> Handle:
+           rank_by: str | None = None) -> Handle:
     """Replace heads of `model` by their programs in `library` until `detach`.
 
     Give exactly one of `heads` (a list of (layer, head)) or `fraction` (of all the
@@ -71,10 +71,11 @@ def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: f
 
 
 def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
-                 fraction: float | None = None, rank_by: str = "iou") -> list[Head]:
+                 fraction: float | None = None, rank_by: str | None = None) -> list[Head]:
     """The heads to replace, in the order chosen (see `attach`). With a fraction, heads
     are ranked by `validation[rank_by]` (higher first, or lower first for the figures
-    in LOWER_IS_BETTER); heads without that figure come last."""
+    in LOWER_IS_BETTER); heads without that figure come last. `rank_by` None means
+    `default_rank(library)`."""
     if (heads is None) == (fraction is None):
         raise UserError("give either heads or fraction to replace, not both" if heads is not None
                         else "give the heads or the fraction of heads to replace")
@@ -88,6 +89,7 @@ def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
     if library is None:
         raise UserError("choosing heads by fraction needs a library (its validation IoU ranks them)")
     count = math.floor(fraction * total + 0.5)  # round half up: 25% of 270 heads is 68
+    rank_by = rank_by or default_rank(library)
     sign = 1 if rank_by in LOWER_IS_BETTER else -1
     if count and not any(rank_by in library[key].validation for key in library):
         raise UserError(f"the library records no validation {rank_by!r} to rank heads by")
@@ -96,6 +98,16 @@ def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
         raise UserError(f"fraction {fraction:g} needs {count} of the model's {total} heads, "
                         f"but the library explains only {len(ranked)}")
     return ranked[:count]
+
+
+def default_rank(library) -> str:
+    """The measured cost of replacing each head alone where the library records it
+    (`kl`, else `ppl_increase`; see `evaluate.head_effects`): IoU is a poor guide to
+    what a head's program costs the model. Else validation IoU."""
+    for figure in ("kl", "ppl_increase"):
+        if any(figure in library[key].validation for key in library):
+            return figure
+    return "iou"
 
 
 def attention_modules(model) -> list:

@@ -12,9 +12,10 @@ the joined text that hold any character of the answer (from the tokenizer's offs
 `curve` runs both at each fraction of heads replaced; fraction 0 is the untouched
 model (nothing attached), and heads are chosen by `attach` from the library's
 validation figures, never from the evaluation text. `head_effects` measures each
-head's perplexity increase when replaced alone, on validation text; recorded as
-`validation["ppl_increase"]` (`with_effects`) it ranks heads by what the model
-actually loses instead of by IoU (`rank_by="ppl_increase"`).
+head's cost when replaced alone, on validation text: the perplexity increase and
+the KL divergence of the predictions; recorded as `validation["ppl_increase"]` and
+`validation["kl"]` (`with_effects`), they rank heads by what the model actually
+loses instead of by IoU.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _joined(tokenizer, prompt: str, choice: str, add_special_tokens: bool, max_l
 
 def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: Iterable[float], *,
           qa: dict[str, Sequence[Question]] | None = None, add_special_tokens: bool = False,
-          batch_size: int = 8, force: bool = False, rank_by: str = "iou",
+          batch_size: int = 8, force: bool = False, rank_by: str | None = None,
           progress: Callable[[str], None] | None = None) -> list[dict]:
     """Perplexity (and QA accuracies) at each fraction of heads replaced, in increasing
     order; fraction 0 (the baseline of every `increase`) is always included."""
@@ -130,9 +131,16 @@ def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: It
 
 
 def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, batch_size: int = 8,
-                 force: bool = False, progress: bool = False) -> dict[tuple[int, int], float]:
-    """Each library head's perplexity increase when it alone is replaced, on `tables`
-    (pass validation text: the figures rank heads for evaluation on the test split).
+                 force: bool = False, progress: bool = False) -> dict[tuple[int, int], dict[str, float]]:
+    """What replacing each library head alone costs the model on `tables` (pass
+    validation text: the figures rank heads for evaluation on the test split):
+    {"ppl_increase": perplexity ratio - 1, "kl": mean KL(clean || replaced) in nats
+    per predicted token}.
+
+    The KL is the figure to rank by: the perplexity change of one head is mostly
+    first-order noise of either sign on a small text (heads "improving" the model by
+    chance), while the KL says how far the head's program moves the predictions at
+    all, and small moves are what stay small when many heads are replaced together.
 
     Replacing a head of layer L changes nothing before L, so each batch runs clean
     once with every decoder layer's output recorded, and each head's run replays
@@ -146,11 +154,12 @@ def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, bat
     layers = decoder_layers(model)
     ordered = sorted(tables, key=len, reverse=True)
     batches = [encode(ordered[k:k + batch_size]) for k in range(0, len(ordered), batch_size)]
-    records, base_total, count = [], 0.0, 0
+    records, clean, base_total, count = [], [], 0.0, 0
     for batch in batches:
         with _recorded(layers) as outputs:
             logits = forward(model, batch, None)
         records.append(outputs)
+        clean.append(_predictions(logits, batch))
         total, tokens = _loss_sum(logits, batch)
         base_total, count = base_total + total, count + tokens
     if count == 0:
@@ -158,14 +167,23 @@ def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, bat
     effects = {}
     bar = tqdm(list(library), desc="measure heads", unit="head", file=sys.stderr, disable=not progress)
     for key in bar:
-        total = 0.0
+        total, kl = 0.0, 0.0
         with attach(model, library, heads=[key], tokenizer=tokenizer, force=force) as handle:
-            for batch, outputs in zip(batches, records):
+            for batch, outputs, before in zip(batches, records, clean):
                 with _replayed(layers[:key[0]], outputs):
-                    total += _loss_sum(forward(model, batch, handle), batch)[0]
-        effects[key] = math.exp((total - base_total) / count) - 1  # ppl ratio - 1
-        bar.set_postfix_str(f"L{key[0]}.H{key[1]} {effects[key]:+.2%}")
+                    logits = forward(model, batch, handle)
+                total += _loss_sum(logits, batch)[0]
+                after = _predictions(logits, batch)
+                kl += float((before.exp() * (before - after)).sum(dtype=torch.float64))
+        effects[key] = {"ppl_increase": math.exp((total - base_total) / count) - 1, "kl": kl / count}
+        bar.set_postfix_str(f"L{key[0]}.H{key[1]} kl {effects[key]['kl']:.4f}")
     return effects
+
+
+def _predictions(logits: torch.Tensor, batch) -> torch.Tensor:
+    """Log-probabilities [tokens, vocab] at every position that predicts a real token."""
+    real = (batch.attention_mask[:, 1:] * batch.attention_mask[:, :-1]).bool()
+    return torch.log_softmax(logits[:, :-1].float(), dim=-1)[real]
 
 
 def _loss_sum(logits: torch.Tensor, batch) -> tuple[float, int]:
@@ -218,11 +236,12 @@ class _replayed:
             del layer.forward  # the instance attribute; the class's forward shows again
 
 
-def with_effects(library, effects: dict[tuple[int, int], float]):
-    """The library with each measured head's `validation["ppl_increase"]` recorded."""
+def with_effects(library, effects: dict[tuple[int, int], dict[str, float]]):
+    """The library with each measured head's figures (`head_effects`) recorded in its
+    validation scores."""
     import dataclasses
 
     heads = [dataclasses.replace(library[key], validation={**library[key].validation,
-                                                           "ppl_increase": round(effects[key], 6)})
+                                                           **{k: round(v, 6) for k, v in effects[key].items()}})
              if key in effects else library[key] for key in library]
     return library.replace(heads=heads)

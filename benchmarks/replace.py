@@ -6,17 +6,18 @@ over every batch. The replaced forward includes everything replacement costs:
 handing the token tables over, evaluating every chosen head's program on every
 row (Numba kernels), and the substitution inside attention.
 
-The library: the bundled one for the model if the package ships it, else one built
-here with `prev(1) else bos` for every head ("built: ..." in the output). Heads are
-chosen as `attach(fraction=0.25)` chooses them.
+The library: `--library LIB` if given, else the bundled one for the model if the
+package ships it, else one built here with `prev(1) else bos` for every head
+("built: ..." in the output). Heads are chosen as `attach(fraction=0.25)` chooses
+them (by the library's recorded validation figures).
 
 Prints one JSON object: model, library, heads_replaced, batches, batch_size, tokens,
 eager_s, replaced_s, ratio (replaced / eager), dispatch_s (the "headcode" attention
 with no head replaced, i.e. the cost of the registry route alone) and
 programs_s (program evaluation alone, per run over all batches).
 
-    .venv/bin/python benchmarks/replace.py [--model smollm2-135m] [--batches 4] [--batch-size 8]
-                                           [--tokens 128] [--repeats 5] [--fraction 0.25]
+    .venv/bin/python benchmarks/replace.py [--model smollm2-135m] [--library LIB] [--batches 4]
+                                           [--batch-size 8] [--tokens 128] [--repeats 5] [--fraction 0.25]
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import statistics
 import time
 
 
-def library_for(loaded):
+def library_for(loaded, path: str | None):
     from headcode.library import Library, available, bundled, identity_of
 
+    if path:
+        return Library.load(path), path
     if loaded.name in available():
         return bundled(loaded.name), f"bundled:{loaded.name}"
     program = "prev(1) else bos"
@@ -57,6 +60,7 @@ def windows(loaded, count: int, tokens: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--library", metavar="LIB", help="the library (default: the bundled one, else built)")
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=128)
@@ -68,7 +72,7 @@ def main() -> None:
     from headcode.replace import attach, encode, forward
 
     loaded = load_model(args.model)
-    lib, label = library_for(loaded)
+    lib, label = library_for(loaded, args.library)
     tables = windows(loaded, args.batches * args.batch_size, args.tokens)
     batches = [encode(tables[k:k + args.batch_size]) for k in range(0, len(tables), args.batch_size)]
     model = loaded.model

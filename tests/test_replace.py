@@ -328,6 +328,11 @@ def test_replace_command(tiny, tmp_path, capsys):
     assert "model mismatch" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["replace", "--library", str(tmp_path / "tiny.lib"), "--fractions", "0.5,2"])
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("keep me")
+    assert main(["replace", "--library", str(tmp_path / "tiny.lib"), "--measure-heads", str(precious)]) == 2
+    assert "is not a library" in capsys.readouterr().err and (precious / "keep.txt").read_text() == "keep me"
 
 
 # --- the embedded model (slow) ----------------------------------------------------------

@@ -49,9 +49,10 @@ def register(subparsers) -> None:
 
 
 def cmd_explain(args) -> int:
+    from headcode.library import Library
     from headcode.synth import explain, pipeline
 
-    _check_out(args.out)  # before the slow parts
+    Library.check_target(args.out)  # before the slow parts
     llm = None
     if args.proposer != "search":
         from headcode.synth.llm import LLMConfig, default_cache_dir
@@ -73,16 +74,6 @@ def cmd_explain(args) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
-
-
-def _check_out(out: str) -> None:
-    from pathlib import Path
-
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{out}: exists and is not a directory; refusing to replace it")
-    if path.is_dir() and any(path.iterdir()) and not (path / "manifest.json").is_file():
-        raise UserError(f"{out}: exists and is not a library; refusing to replace it")
 
 
 def _report(result, lib) -> dict:

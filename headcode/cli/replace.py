@@ -92,7 +92,7 @@ def cmd_replace(args) -> int:
     if args.png:
         _check_png(args.png)
     if args.measure_heads:
-        _check_out(args.measure_heads)
+        Library.check_target(args.measure_heads)
     loaded = load_model(args.model or lib.model.name)
     corpus = open_corpus(args.corpus)
     tables = _tables(args, loaded, corpus, seed, "test", args.max_seqs)
@@ -153,14 +153,6 @@ def _tables(args, loaded, corpus, seed: int, split: str, count: int) -> list:
     if not tables:
         raise UserError(f"{corpus.name}: no {split}-split sequences of at least 2 tokens (seed {seed})")
     return tables
-
-
-def _check_out(out: str) -> None:
-    from pathlib import Path
-
-    path = Path(out)
-    if path.exists() and not (path / "manifest.json").is_file():
-        raise UserError(f"{out}: exists and is not a library; refusing to replace it")
 
 
 def _check_png(path: str) -> None:

@@ -24,7 +24,7 @@ from headcode.library import format as fmt
 from headcode.library.errors import LibraryError
 from headcode.library.format import HeadEntry, head_name
 from headcode.library.identity import ModelIdentity
-from headcode.library.storage import read_dir, write_dir
+from headcode.library.storage import check_target, read_dir, write_dir
 
 
 @functools.lru_cache(maxsize=8192)
@@ -149,6 +149,11 @@ class Library(Mapping):
     def save(self, path: str | os.PathLike) -> None:
         """Write the library directory atomically (replacing an existing library)."""
         write_dir(path, self.files(), marker=fmt.MANIFEST)
+
+    @staticmethod
+    def check_target(path: str | os.PathLike) -> None:
+        """Refuse, before any work, a path that `save` would refuse to replace."""
+        check_target(path, marker=fmt.MANIFEST)
 
     @classmethod
     def from_files(cls, files: dict[str, bytes], where: str = "<library>") -> Library:

@@ -34,6 +34,17 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def check_target(target: str | os.PathLike, marker: str) -> None:
+    """Refuse a `target` that `write_dir` would not replace: a file, or a non-empty
+    directory without `marker`. Commands call it before slow work, so a bad `--out`
+    fails at once instead of after an hour of fitting."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise LibraryError(f"{target}: exists and is not a directory; refusing to replace it")
+    if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
+        raise LibraryError(f"{target}: exists and is not a library (no {marker}); refusing to replace it")
+
+
 def write_dir(target: str | os.PathLike, files: dict[str, bytes], marker: str) -> None:
     """Replace directory `target` by one holding exactly `files`.
 
@@ -41,10 +52,7 @@ def write_dir(target: str | os.PathLike, files: dict[str, bytes], marker: str) -
     so a typo cannot wipe an unrelated directory.
     """
     target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise LibraryError(f"{target}: exists and is not a directory; refusing to replace it")
-    if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
-        raise LibraryError(f"{target}: exists and is not a library (no {marker}); refusing to replace it")
+    check_target(target, marker)
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

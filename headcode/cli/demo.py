@@ -29,12 +29,13 @@ def register(subparsers) -> None:
 def cmd_demo(args) -> int:
     if args.hand:
         return _hand(args.text)
-    from headcode.cli.explain import _check_out, _print_table, _report
+    from headcode.cli.explain import _print_table, _report
+    from headcode.library import Library
     from headcode.loaders.corpora import DEFAULT
     from headcode.loaders.models import EMBEDDED
     from headcode.synth import pipeline
 
-    _check_out(args.out)
+    Library.check_target(args.out)
     print(f"explaining every head of {EMBEDDED} on the shipped {DEFAULT} (a few minutes on 2 cores)")
     result, lib = pipeline.run(pipeline.Job(model=EMBEDDED, corpus=DEFAULT, heads_spec=args.heads),
                                progress=not args.quiet)

@@ -30,19 +30,18 @@ def test_bundled_library_ships_and_loads():
 @pytest.mark.slow
 def test_bundled_scores_reproduce_on_its_test_split():
     from headcode.library import identity_of
-    from headcode.loaders.corpora import open_corpus, sequences
+    from headcode.loaders.corpora import open_corpus
     from headcode.loaders.models import load_model
-    from headcode.synth import data
+    from headcode.synth import data, pipeline
     from headcode.synth.evaluate import score_heads
 
     lib = bundled(NAME)
     loaded = load_model(NAME)
     assert lib.check_model(identity_of(NAME, loaded.model, loaded.tokenizer)) == []
     corpus = lib.corpus
-    stream = sequences(open_corpus(corpus["name"]), loaded.tokenizer, corpus["max_len"],
-                       add_special_tokens=loaded.add_special_tokens, one_per_line=corpus["one_per_line"],
-                       seed=corpus["split_seed"], shape=corpus["shape"], splits=["test"])
-    split = data.gather(stream, {"test": corpus["sequences"]["test"]})["test"]
+    split = pipeline.cut(loaded, open_corpus(corpus["name"]), {"test": corpus["sequences"]["test"]},
+                         max_len=corpus["max_len"], shape=corpus["shape"], one_per_line=corpus["one_per_line"],
+                         seed=corpus["split_seed"])["test"]
     assert len(split) == corpus["sequences"]["test"]
     data.capture(loaded, split, progress=False)
     heads = [(0, 0), (5, 3), (12, 7), (29, 8)]

@@ -32,7 +32,7 @@ class Job:
 def run(job: Job, progress: bool = True):
     """(Explanation, Library) for `job`; `Explanation.stages` has the time of each stage."""
     from headcode.library import identity_of
-    from headcode.loaders.corpora import open_corpus, sequences
+    from headcode.loaders.corpora import open_corpus
     from headcode.loaders.models import load_model
 
     stages: dict[str, float] = {}
@@ -40,10 +40,8 @@ def run(job: Job, progress: bool = True):
     loaded = load_model(job.model)
     heads = parse_heads(job.heads_spec, loaded.n_layers, loaded.n_heads)
     corpus = open_corpus(job.corpus)
-    stream = sequences(corpus, loaded.tokenizer, job.max_len, add_special_tokens=loaded.add_special_tokens,
-                       one_per_line=job.one_per_line, seed=job.seed, shape=job.shape,
-                       splits=["train", "validation", "test"])
-    splits = data.gather(stream, {"train": job.train, "validation": job.validation, "test": job.test})
+    splits = cut(loaded, corpus, {"train": job.train, "validation": job.validation, "test": job.test},
+                 max_len=job.max_len, shape=job.shape, one_per_line=job.one_per_line, seed=job.seed)
     for name, split in splits.items():
         if not len(split):
             raise UserError(f"{corpus.name}: no {name} sequences; the corpus is too small to split "
@@ -61,6 +59,17 @@ def run(job: Job, progress: bool = True):
     library = publish.to_library(result, identity_of(job.model, loaded.model, loaded.tokenizer), meta)
     stages["total"] = round(time.perf_counter() - start, 2)
     return result, library
+
+
+def cut(loaded, corpus, counts: dict[str, int], *, max_len: int, shape: str, one_per_line: bool,
+        seed: int) -> dict[str, data.Split]:
+    """The corpus cut into the named splits, at most `counts[name]` sequences each: the
+    same cut as a library's recorded `corpus` fields give back (`Library.corpus`)."""
+    from headcode.loaders.corpora import sequences
+
+    stream = sequences(corpus, loaded.tokenizer, max_len, add_special_tokens=loaded.add_special_tokens,
+                       one_per_line=one_per_line, seed=seed, shape=shape, splits=list(counts))
+    return data.gather(stream, counts)
 
 
 def parse_heads(text: str | None, layers: int, heads: int) -> tuple[tuple[int, int], ...] | None:

@@ -23,6 +23,9 @@ import json
 import sys
 from pathlib import Path
 
+from headcode.cli.summary import explain_report
+from headcode.library import Level
+from headcode.loaders.corpora import SplitSpec
 from headcode.synth import explain, pipeline
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinystories" / "dev.txt"
@@ -43,27 +46,24 @@ def main() -> int:
     args = parser.parse_args()
     report = {"corpus": args.corpus, "model": args.model, "runs": {}}
     for shape in SHAPES if args.shape == "both" else (args.shape,):
-        job = pipeline.Job(model=args.model, corpus=args.corpus, max_len=SHAPES[shape], shape=shape,
-                           train=args.train or TRAIN[shape], validation=args.validation, test=args.test,
-                           heads_spec=args.heads,
-                           settings=explain.Settings())
+        spec = SplitSpec(corpus=args.corpus, shape=shape, max_len=SHAPES[shape], train=args.train or TRAIN[shape],
+                         validation=args.validation, test=args.test)
+        job = pipeline.Job(model=args.model, split=spec, heads_spec=args.heads, settings=explain.Settings())
         result, library = pipeline.run(job, progress=sys.stderr.isatty())
         if args.save:
             library.save(Path(args.save) / shape)
-        ranked = sorted(result.heads, key=lambda h: h.test["iou"])
-        programs = [h.program for h in result.heads]
+        summary = explain_report(result, library)
         report["runs"][shape] = {
             "heads": len(result.heads),
-            "mean_iou": round(result.mean("iou"), 4),
-            "mean_iou_all_rows": round(result.mean("iou_all_rows"), 4),
+            "levels": summary["levels"],
             "baselines": {k: round(v, 4) for k, v in result.baseline_means().items()},
-            "margin_over_greedy_mixture": round(result.mean("iou") - result.baseline_means()["greedy_mixture"], 4),
-            "distinct_programs": len(library.programs),
-            "heads_sharing_a_program": sum(1 for p in programs if programs.count(p) > 1),
-            "sources": {s: sum(1 for h in result.heads if h.source == s) for s in sorted({h.source for h in result.heads})},
-            "sequences": dict(library.corpus["sequences"]),
+            "margin_over_greedy_mixture": {level: round(t["mean_iou"] - result.baseline_means()["greedy_mixture"], 4)
+                                           for level, t in summary["levels"].items()},
+            "sequences": dict(library.split["sequences"]),
             "stages_s": result.stages,
-            "weakest_heads": [{"head": f"L{h.layer}.H{h.head}", "iou": round(h.test["iou"], 3)} for h in ranked[:10]],
+            "weakest_heads": {level.value: [{"head": str(h.head), "iou": round(h.levels[level].test.iou, 3)}
+                                            for h in sorted(result.heads, key=lambda h: h.levels[level].test.iou)[:10]]
+                              for level in Level},
         }
         print(json.dumps({shape: report["runs"][shape]}, indent=1), file=sys.stderr)
     print(json.dumps(report, indent=2))

@@ -1,14 +1,22 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Atomic writes: a reader sees the old file (or directory) or the new one, never half of one.
 
-Write to a temporary file in the same directory, flush it to disk, then rename it
-over the target (a rename within one file system is atomic). Imports nothing else
-of headcode.
+Files: write to a temporary file in the same directory, flush it to disk, then
+rename it over the target (a rename within one file system is atomic).
+
+Directories (`NewDirectory`): fill a temporary directory beside the target, flush
+every file and the directory to disk, then swap it in: the old directory renamed
+aside, the new one renamed into place, the old one removed. Each rename is atomic,
+so an interrupted write leaves the old directory in place (or, if the process
+dies between the two renames, under its `.NAME.old-*` name beside it). The new
+directory gets the permissions the old one had (else the umask's), not the 0700
+of a temporary directory. Imports nothing else of headcode.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,3 +56,72 @@ def write_text(target: str | os.PathLike, text: str) -> None:
 def read_text(path: str | os.PathLike) -> str:
     """Read a UTF-8 text file; OSError / UnicodeDecodeError propagate for the caller to word."""
     return Path(path).read_bytes().decode("utf-8")
+
+
+class NewDirectory:
+    """A directory to fill at `path` that replaces `target` on `commit()` (see the
+    module docstring); `abort()` (or an exception inside `with`) removes it.
+
+    The caller checks beforehand that `target` may be replaced. OSError propagates.
+    """
+
+    def __init__(self, target: str | os.PathLike):
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.new-", dir=self.target.parent))
+
+    def __enter__(self) -> NewDirectory:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def commit(self) -> Path:
+        """Flush everything to disk and put the directory at `target`."""
+        try:
+            os.chmod(self.path, _mode(self.target))
+            for root, _, names in os.walk(self.path):
+                for name in names:
+                    with open(Path(root) / name, "rb") as handle:
+                        os.fsync(handle.fileno())
+                _fsync_dir(Path(root))
+            if self.target.exists():
+                backup = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
+                os.rmdir(backup)  # only the unique name is wanted
+                os.replace(self.target, backup)
+                try:
+                    os.replace(self.path, self.target)
+                except BaseException:
+                    os.replace(backup, self.target)
+                    raise
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(self.path, self.target)
+            _fsync_dir(self.target.parent)
+        finally:
+            self.abort()  # nothing left of the temporary directory, whatever happened
+        return self.target
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _mode(target: Path) -> int:
+    """The permissions the directory should have: the old one's, else the umask's."""
+    with contextlib.suppress(OSError):
+        return target.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

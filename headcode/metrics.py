@@ -21,20 +21,25 @@ callers pass row-stochastic matrices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Scores:
+    """The figures of one sequence or a mean over sequences: floats, or arrays for stacks."""
+
     iou: float  # rows 1..n-1
     iou_all_rows: float  # rows 0..n-1 (the paper's figure)
     jsd: float  # rows 1..n-1, bits
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+FIGURES = tuple(f.name for f in fields(Scores))
 
 
 def _pair(actual, predicted) -> tuple[np.ndarray, np.ndarray]:
@@ -85,15 +90,16 @@ def jsd(actual, predicted, all_rows: bool = False) -> np.ndarray | float:
     return _scalar(_mean_rows(row_jsd(actual, predicted), skip_first=not all_rows))
 
 
-def scores(actual, predicted) -> Scores:
-    """The three figures for one [n, n] pair."""
+def scores(actual, predicted, jsd: bool = True) -> Scores:
+    """The three figures of one [n, n] pair (floats), or of each matrix of two
+    [..., n, n] stacks (arrays over the leading dimensions). `jsd=False` leaves the
+    JSD out (NaN): choosing among candidates by IoU does not need its logarithms."""
     per_row = row_iou(actual, predicted)
-    if per_row.ndim != 1:
-        raise ValueError(f"scores() takes one [n, n] pair; for stacks use iou()/jsd(), got {per_row.shape}")
+    rows = per_row.shape[:-1]
     return Scores(
-        iou=float(_mean_rows(per_row, skip_first=True)),
-        iou_all_rows=float(per_row.mean()),
-        jsd=float(_mean_rows(row_jsd(actual, predicted), skip_first=True)),
+        iou=_scalar(_mean_rows(per_row, skip_first=True)),
+        iou_all_rows=_scalar(per_row.mean(axis=-1)),
+        jsd=_scalar(_mean_rows(row_jsd(actual, predicted), skip_first=True) if jsd else np.full(rows, np.nan)),
     )
 
 
@@ -105,13 +111,21 @@ def mean_scores(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Scores:
     per_sequence = [scores(a, p) for a, p in pairs]
     if not per_sequence:
         raise ValueError("no sequences to score")
-    columns = {name: np.array([getattr(s, name) for s in per_sequence]) for name in ("iou", "iou_all_rows", "jsd")}
-    return Scores(**{name: _nanmean(values) for name, values in columns.items()})
+    return average(per_sequence)
 
 
-def _nanmean(values: np.ndarray) -> float:
-    kept = values[~np.isnan(values)]
-    return float(kept.mean()) if kept.size else float("nan")
+def average(per_sequence: Sequence[Scores]) -> Scores:
+    """The mean of per-sequence scores (floats or arrays of one shape), NaN left out."""
+    columns = {name: np.array([getattr(s, name) for s in per_sequence], dtype=np.float64) for name in FIGURES}
+    return Scores(**{name: _scalar(_nanmean(values)) for name, values in columns.items()})
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """The mean over the first axis without NaN (NaN where every value is NaN)."""
+    kept = ~np.isnan(values)
+    count = kept.sum(axis=0)
+    total = np.where(kept, values, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
 
 
 def _scalar(x: np.ndarray) -> np.ndarray | float:

@@ -19,6 +19,7 @@ Strategies:
   fallbacks, mixtures, softmax with conditions, distances and word tables), as
   core IR that the checker could have produced;
 * `programs()`: patterns within the language's size and depth limits;
+* `mixtures()`: mixtures of two to four terms (for properties of mixtures);
 * `fitted_scores()`: score programs shaped like fitted ones (`mix3` of softmaxes
   whose terms are one-sided factors, word tables and the named relations
   `prev(k)`, `self`, `window(w)`, `same_sent`, `same_token`, ..., alone or under
@@ -50,18 +51,15 @@ _small_weights = st.integers(0, 400).map(lambda u: u / 100)
 _signed_weights = st.integers(-500, 500).map(lambda u: u / 100)
 
 
-def comparisons() -> st.SearchStrategy[ir.Cmp]:
+def comparisons() -> st.SearchStrategy[ir.Rel | ir.Threshold]:
     ops = st.sampled_from(list(CmpOp))
     key_query = st.builds(
-        lambda f, op, c: ir.Cmp(Side.KEY, f, op, f, c),
+        lambda f, op, c: ir.Rel(f, op, f, c),
         st.sampled_from(_ORDINAL), ops, st.integers(-6, 2),
     )
-    constant = st.builds(
-        lambda side, f, op, c: ir.Cmp(side, f, op, None, c),
-        st.sampled_from(list(Side)), st.sampled_from(_ORDINAL), ops, st.integers(-1, 8),
-    )
+    constant = st.builds(ir.Threshold, st.sampled_from(list(Side)), st.sampled_from(_ORDINAL), ops, st.integers(-1, 8))
     tokens = st.builds(
-        lambda f, g, op: ir.Cmp(Side.KEY, f, op, g, 0),
+        lambda f, g, op: ir.Rel(f, op, g, 0),
         st.sampled_from(_TOKEN), st.sampled_from(_TOKEN), st.sampled_from([CmpOp.EQ, CmpOp.NE]),
     )
     return st.one_of(key_query, constant, tokens)
@@ -72,7 +70,7 @@ def _atoms() -> st.SearchStrategy[ir.Selector]:
         comparisons(),
         st.builds(ir.Cls, st.sampled_from(list(Side)), st.sampled_from(list(TokenClass))),
         st.builds(
-            lambda side, ws: ir.Words(side, tuple(sorted(ws))),
+            lambda side, ws: ir.WordSet(side, tuple(sorted(ws))),
             st.sampled_from(list(Side)), st.sets(st.sampled_from(TABLE_WORDS), min_size=1, max_size=4),
         ),
         st.builds(ir.Const, st.booleans()),
@@ -101,9 +99,9 @@ def _selects() -> st.SearchStrategy[ir.Select]:
     return st.one_of(plain, decays)
 
 
-def _tables() -> st.SearchStrategy[ir.Table]:
+def _tables() -> st.SearchStrategy[ir.WordTable]:
     return st.builds(
-        lambda side, entries: ir.Table(side, tuple(sorted(entries.items()))),
+        lambda side, entries: ir.WordTable(side, tuple(sorted(entries.items()))),
         st.sampled_from(list(Side)),
         st.dictionaries(st.sampled_from(TABLE_WORDS), _signed_weights, min_size=1, max_size=4),
     )
@@ -117,16 +115,16 @@ def _relations() -> st.SearchStrategy[ir.Selector]:
     """Key-query conditions as the named ones write them (`prev(k)`, `self`, `window(w)`,
     `same_sent`, `same_word`, `same_token`, `induction`), plus a few other offsets."""
     def pos(op, c):
-        return ir.Cmp(Side.KEY, Feature.POS, op, Feature.POS, c)
+        return ir.Rel(Feature.POS, op, Feature.POS, c)
 
     def same(f):
-        return ir.Cmp(Side.KEY, f, CmpOp.EQ, f, 0)
+        return ir.Rel(f, CmpOp.EQ, f, 0)
 
     return st.one_of(
         st.builds(pos, st.sampled_from(list(CmpOp)), st.integers(-8, 1)),
         st.builds(same, st.sampled_from(_ORDINAL + _TOKEN)),
         st.just(ir.And((same(Feature.TOK), pos(CmpOp.LE, -1)))),  # same_token
-        st.just(ir.Cmp(Side.KEY, Feature.PREV_TOK, CmpOp.EQ, Feature.TOK, 0)),  # induction
+        st.just(ir.Rel(Feature.PREV_TOK, CmpOp.EQ, Feature.TOK, 0)),  # induction
     )
 
 
@@ -134,8 +132,8 @@ def _one_sided(side: Side) -> st.SearchStrategy[ir.Selector]:
     words = st.sets(st.sampled_from(TABLE_WORDS), min_size=1, max_size=4)
     return st.one_of(
         st.builds(ir.Cls, st.just(side), st.sampled_from(list(TokenClass))),
-        st.builds(lambda ws: ir.Words(side, tuple(sorted(ws))), words),
-        st.builds(lambda op, c: ir.Cmp(side, Feature.POS, op, None, c), st.sampled_from(list(CmpOp)),
+        st.builds(lambda ws: ir.WordSet(side, tuple(sorted(ws))), words),
+        st.builds(lambda op, c: ir.Threshold(side, Feature.POS, op, c), st.sampled_from(list(CmpOp)),
                   st.integers(0, 6)),
     )
 
@@ -159,7 +157,7 @@ def fitted_scores() -> st.SearchStrategy[ir.Pattern]:
     term = st.builds(lambda w, fs: ir.ScoreTerm(w, tuple(fs)), _signed_weights,
                      st.lists(_fitted_factors(), max_size=3))
     score = st.builds(lambda ts: ir.Score(tuple(ts)), st.lists(term, min_size=1, max_size=12))
-    return st.one_of(score, _mixtures(score)).filter(lambda p: ir.size(p) <= MAX_NODES and ir.depth(p) <= MAX_DEPTH)
+    return st.one_of(score, _mixtures(score)).filter(_within_limits)
 
 
 def scores() -> st.SearchStrategy[ir.Score]:
@@ -186,8 +184,18 @@ def patterns(max_leaves: int = 5) -> st.SearchStrategy[ir.Pattern]:
 
 
 def programs() -> st.SearchStrategy[ir.Pattern]:
-    """Patterns within the language's limits (what `headcode.dsl.parse` accepts)."""
-    return patterns().filter(lambda p: ir.size(p) <= MAX_NODES and ir.depth(p) <= MAX_DEPTH)
+    """Patterns within the language's limits (what `headcode.dsl.read` accepts)."""
+    return patterns().filter(_within_limits)
+
+
+def mixtures() -> st.SearchStrategy[ir.Mix]:
+    """Mixtures of two to four terms of any pattern, within the language's limits."""
+    weighted = st.builds(ir.Weighted, _small_weights.filter(bool), patterns(max_leaves=3))
+    return st.lists(weighted, min_size=2, max_size=4).map(lambda ts: ir.Mix(tuple(ts))).filter(_within_limits)
+
+
+def _within_limits(p: ir.Pattern) -> bool:
+    return ir.size(p) <= MAX_NODES and ir.depth(p) <= MAX_DEPTH
 
 
 def program_texts() -> st.SearchStrategy[str]:
@@ -196,6 +204,6 @@ def program_texts() -> st.SearchStrategy[str]:
 
 def token_tables(min_size: int = 1, max_size: int = 24):
     """Random `TokenTable`s of min_size..max_size words drawn from WORDS."""
-    from headcode.compiler.tokens import TokenTable
+    from headcode.dsl.tokens import TokenTable  # numpy, only when tables are asked for
 
     return st.lists(st.sampled_from(WORDS), min_size=min_size, max_size=max_size).map(TokenTable.from_words)

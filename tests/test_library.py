@@ -13,34 +13,53 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headcode import dsl, testing
-from headcode.compiler.tokens import TokenTable
+from headcode.dsl.tokens import TokenTable
 from headcode.library import (
-    HeadEntry, Library, LibraryError, MergeConflict, ModelIdentity, bundled, dedup, fingerprint, verify,
+    HeadEntry,
+    Level,
+    Library,
+    LibraryError,
+    MergeConflict,
+    ModelIdentity,
+    bundled,
+    dedup,
+    fingerprint,
+    storage,
+    verify,
 )
 from headcode.library import format as fmt
-from headcode.library import storage
 
 MODEL = ModelIdentity("tiny", "LlamaForCausalLM", 3, 4, 2, fingerprint({"layers": 3}, {"a": 0, "b": 1}))
 OTHER_MODEL = ModelIdentity("tiny", "LlamaForCausalLM", 3, 4, 2, fingerprint({"layers": 3}, {"a": 0, "c": 1}))
-CORPUS = {"name": "stories", "split_seed": 7, "sequences": 100}
+SPLIT = {"corpus": "stories", "shape": "packed", "max_len": 64, "one_per_line": False, "seed": 7,
+         "counts": {"train": 20, "validation": 4, "test": 4}, "sequences": {"train": 20, "validation": 4, "test": 3},
+         "tokens": {"train": 900, "validation": 180, "test": 130}}
 CREATED = "2025-01-31T12:00:00Z"
 FAST = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SHORT, FULL = Level.SHORT, Level.FULL
 
 
 def empty(**kw) -> Library:
-    return Library(**{"model": MODEL, "corpus": CORPUS, "created": CREATED, **kw})
+    return Library(**{"model": MODEL, "split": SPLIT, "created": CREATED, **kw})
+
+
+def add(lib: Library, layer: int, head: int, program, level: Level = FULL, source: str = "score", **kw) -> Library:
+    return lib.with_head(layer, head, level, dsl.Program.of(program), source=source, **kw)
 
 
 def small() -> Library:
-    return (empty(version="1.2.0")
-            .with_head(0, 1, "0.3*bos + 0.7*prev(1)", validation={"iou": 0.8}, test={"iou": 0.75, "jsd": 0.1})
-            .with_head(2, 3, "last(punct) else bos", test={"iou": 0.5}, weights={"scale": 0.9}, notes="punct"))
+    lib = add(empty(version="1.2.0"), 0, 1, "0.3*bos + 0.7*prev(1)", validation={"iou": 0.8},
+              test={"iou": 0.75, "jsd": 0.1})
+    lib = add(lib, 2, 3, "last(punct) else bos", SHORT, "best_single", test={"iou": 0.5}, baselines={"bos": 0.2})
+    return add(lib, 2, 3, "softmax(2*bos + key.punct)", test={"iou": 0.55})
 
 
 # --- strategies -------------------------------------------------------------------
 
-scores = st.dictionaries(st.sampled_from(["iou", "jsd", "iou_all"]),
+scores = st.dictionaries(st.sampled_from(["iou", "jsd", "kl"]),
                          st.floats(allow_nan=False, allow_infinity=False, width=64), max_size=2)
+baselines = st.dictionaries(st.sampled_from(["bos", "uniform", "greedy_mixture"]),
+                            st.floats(0, 1, allow_nan=False), max_size=2)
 versions = st.builds(lambda a, b, c: f"{a}.{b}.{c}", *[st.integers(0, 12)] * 3)
 times = st.integers(0, 2_000_000_000).map(lambda s: datetime.fromtimestamp(s, timezone.utc).isoformat())
 ALL_KEYS = [(layer, head) for layer in range(MODEL.num_layers) for head in range(MODEL.num_heads)]
@@ -57,8 +76,9 @@ def libraries(draw, keys=None, programs=PROGRAMS):
     keys = draw(st.sets(st.sampled_from(ALL_KEYS), max_size=5)) if keys is None else keys
     lib = empty(version=draw(versions), created=draw(times))
     for layer, head in sorted(keys):
-        lib = lib.with_head(layer, head, draw(programs), validation=draw(scores), test=draw(scores),
-                            weights=draw(scores), notes=draw(st.text(max_size=8)))
+        for level in draw(st.sets(st.sampled_from(list(Level)), min_size=1)):
+            lib = add(lib, layer, head, draw(programs), level, draw(st.sampled_from(["score", "llm", "best_single"])),
+                      validation=draw(scores), test=draw(scores), baselines=draw(baselines))
     return lib
 
 
@@ -79,19 +99,28 @@ def test_random_libraries_round_trip_byte_identically(tmp_path_factory, lib):
 
 
 def test_layout_programs_once_per_id_heads_sorted(tmp_path):
-    lib = small().with_head(1, 0, "prev(1) else bos").with_head(0, 0, "key.pos == query.pos - 1 else bos")
-    assert len(lib) == 4 and len(lib.programs) == 3  # the last two are one canonical program
+    lib = add(add(small(), 1, 0, "prev(1) else bos"), 0, 0, "key.pos == query.pos - 1 else bos")
+    assert len(lib) == 4 and len(lib.programs) == 4  # the last two are one canonical program
     lib.save(tmp_path / "l")
     manifest = json.loads((tmp_path / "l" / "manifest.json").read_text())
     assert [(h["layer"], h["head"]) for h in manifest["heads"]] == [(0, 0), (0, 1), (1, 0), (2, 3)]
-    assert manifest["format_version"] == "1.0" and manifest["version"] == "1.2.0"
-    assert manifest["created"] == CREATED and manifest["corpus"] == CORPUS
+    assert manifest["format_version"] == "2.0" and manifest["version"] == "1.2.0"
+    assert manifest["created"] == CREATED and manifest["split"] == SPLIT
     assert manifest["model"]["fingerprint"] == MODEL.fingerprint
+    short = manifest["heads"][3]["levels"]["short"]
+    assert short == {"program": dsl.Program.of("last(punct) else bos").id, "source": "best_single",
+                     "validation": {}, "test": {"iou": 0.5}, "size": 2, "chars": 20,
+                     "shape": dsl.text_id("last(punct) else bos"), "family": "punctuation/delimiter",
+                     "description": "The latest punctuation mark; otherwise the first token."}
+    assert manifest["heads"][3]["baselines"] == {"bos": 0.2}
     text = (tmp_path / "l" / "programs.hc").read_text()
-    assert text.count(" = ") == 3 and f"p_{dsl.program_id('prev(1)')} = prev(1)" in text
+    assert text.count(" = ") == 4 and f"p_{dsl.Program.of('prev(1)').id} = prev(1)" in text
     assert (tmp_path / "l" / "manifest.json").read_bytes().endswith(b"}\n")
-    assert lib[0, 1].program == dsl.program_id("0.7*prev(1) + 0.3*bos")
-    assert lib.program_of(2, 3) == dsl.canonical(dsl.parse("last(punct) else bos"))
+    assert lib[0, 1][FULL].program == dsl.Program.of("0.7*prev(1) + 0.3*bos").id
+    assert lib.program_of(2, 3, SHORT) == dsl.Program.of("last(punct) else bos")
+    assert lib.levels == (SHORT, FULL) and list(lib[2, 3].levels) == [SHORT, FULL]
+    with pytest.raises(LibraryError, match="L0.H1 has no short program"):
+        lib.program_of(0, 1, SHORT)
     lib.verify()
 
 
@@ -154,10 +183,16 @@ def refused(files) -> str:
     return message
 
 
-def test_refusal_unknown_major_format_version():
+def test_refusal_other_format_versions_say_what_to_do():
     manifest, programs = parts()
-    manifest["format_version"] = "2.0"
-    assert refused(forge(manifest, programs)) == "L/manifest.json: unsupported library format version 2.0 (this headcode reads 1.x)"
+    manifest["format_version"] = "1.0"
+    assert refused(forge(manifest, programs)) == (
+        "L/manifest.json: library format 1.0 is older than this headcode reads (2.0); regenerate it with "
+        "`headcode explain ... --out LIB` (the bundled library: `make library`)")
+    for version in ("2.1", "3.0"):
+        manifest["format_version"] = version
+        assert refused(forge(manifest, programs)) == (
+            f"L/manifest.json: library format {version} is not read by this headcode (it reads 2.0); upgrade headcode")
     manifest["format_version"] = 1
     assert "format_version must be a string" in refused(forge(manifest, programs))
 
@@ -186,7 +221,7 @@ def test_refusal_program_that_does_not_parse_gives_line_and_column():
 
 def test_refusal_non_canonical_program_and_wrong_id():
     manifest, programs = parts()
-    pid = dsl.program_id("0.3*bos + 0.7*prev(1)")
+    pid = dsl.Program.of("0.3*bos + 0.7*prev(1)").id
     message = refused(forge(manifest, programs.replace("0.7*prev(1) + 0.3*bos", "0.3*bos + 0.7*prev(1)")))
     assert message == f"L/programs.hc:4: program p_{pid} is not in canonical form"
     wrong = "0123456789abcdef"
@@ -197,12 +232,12 @@ def test_refusal_non_canonical_program_and_wrong_id():
 
 def test_refusal_head_with_missing_program_and_unused_program():
     manifest, programs = parts()
-    manifest["heads"][0]["program"] = "0123456789abcdef"
+    manifest["heads"][0]["levels"]["full"]["program"] = "0123456789abcdef"
     assert refused(forge(manifest, programs)) == (
-        "L/manifest.json: head L0.H1 uses program 0123456789abcdef, not in programs.hc")
+        "L/manifest.json: head L0.H1 full uses program 0123456789abcdef, not in programs.hc")
     manifest, programs = parts()
-    extra = dsl.canonical_text("bos")
-    programs += f"\np_{dsl.program_id(extra)} = {extra}\n"
+    extra = dsl.Program.of("bos").text
+    programs += f"\np_{dsl.Program.of(extra).id} = {extra}\n"
     assert "is not used by any head" in refused(forge(manifest, programs))
 
 
@@ -219,16 +254,21 @@ def test_refusal_duplicate_heads_and_heads_outside_the_model():
     assert refused(forge(manifest, programs)) == (
         "L/manifest.json: head L3.H3 is outside the model (tiny has 3 layers of 4 heads)")
     with pytest.raises(LibraryError, match="outside the model"):
-        empty().with_head(0, 4, "bos")
+        add(empty(), 0, 4, "bos")
 
 
 def test_refusal_bad_fields():
     for path, value, expected in [
         (("version",), "1.0", "version must be a semantic version"),
         (("created",), "yesterday", "created must be an ISO 8601 time"),
-        (("corpus", "split_seed"), "7", "corpus.split_seed must be a whole number"),
+        (("split", "seed"), "7", "split.seed must be a whole number"),
+        (("split", "counts", "test"), -1, "split.counts must give a whole number >= 0"),
         (("model", "num_layers"), 0, "model.num_layers must be a whole number >= 1"),
-        (("heads", 0, "test", "iou"), "high", "head L0.H1: test['iou'] must be a finite number"),
+        (("heads", 0, "levels", "full", "test", "iou"), "high", "heads[0].levels.full: test['iou'] must be a finite"),
+        (("heads", 0, "levels", "full", "test", "accuracy"), 0.5, "unknown figure 'accuracy'"),
+        (("heads", 0, "levels", "medium"), {}, "heads[0].levels.medium: unknown level"),
+        (("heads", 0, "levels", "full", "source"), "Some Thing", "source must be a proposer name"),
+        (("heads", 1, "baselines", "best"), 0.1, "unknown baseline 'best'"),
         (("extra",), 1, "unknown field 'extra'"),
     ]:
         manifest, programs = parts()
@@ -262,8 +302,17 @@ def test_missing_and_unreadable_libraries(tmp_path):
 # --- atomic save ----------------------------------------------------------------------
 
 
+def test_a_manifest_that_misreads_a_program_is_refused():
+    manifest, programs = parts()
+    manifest["heads"][0]["levels"]["full"]["description"] = "The first token."
+    assert refused(forge(manifest, programs)) == "L: does not re-save byte-identically; refusing an edited library"
+    manifest, programs = parts()
+    manifest["heads"][0]["levels"]["full"]["size"] = 1
+    assert "does not re-save byte-identically" in refused(forge(manifest, programs))
+
+
 def test_interrupted_save_leaves_the_old_library(tmp_path, monkeypatch):
-    old, new = small(), small().with_head(1, 1, "bos")
+    old, new = small(), add(small(), 1, 1, "bos")
     old.save(tmp_path / "l")
     calls = []
 
@@ -298,6 +347,16 @@ def test_interrupted_save_leaves_the_old_library(tmp_path, monkeypatch):
     assert Library.load(tmp_path / "l") == new
 
 
+def test_save_keeps_the_permissions_of_the_directory_it_replaces(tmp_path):
+    small().save(tmp_path / "new")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o777 & ~umask  # not a temporary directory's 0700
+    os.chmod(tmp_path / "new", 0o750)
+    add(small(), 1, 1, "bos").save(tmp_path / "new")
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o750
+
+
 def test_save_refuses_to_replace_something_that_is_not_a_library(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "thesis.tex").write_text("precious")
@@ -321,12 +380,15 @@ def test_a_library_diffed_with_itself_is_empty(lib):
 
 def test_diff_reports_added_removed_changed_and_model():
     a = small()
-    b = a.without_head(0, 1).with_head(1, 1, "bos").with_head(2, 3, "prev(1)", test={"iou": 0.6})
+    b = add(add(a.without_head(0, 1), 1, 1, "bos"), 2, 3, "prev(1)", SHORT, "best_single", test={"iou": 0.6})
     d = a.diff(b)
     assert [h.key for h in d.added] == [(1, 1)] and [h.key for h in d.removed] == [(0, 1)]
     assert [c.key for c in d.changed_program] == [(2, 3)] and [c.key for c in d.changed_scores] == [(2, 3)]
+    assert d.changed[0].fields == ("short.program", "short.test")
     lines = d.lines()
-    assert "+ L1.H1: bos" in lines and any(ln.startswith("~ L2.H3: last(punct) else bos  ->  prev(1)") for ln in lines)
+    assert "+ L1.H1: full bos" in lines
+    assert "~ L2.H3 short.program: last(punct) else bos -> prev(1) else bos" in lines
+    assert "~ L2.H3 short.test: {iou: 0.5} -> {iou: 0.6}" in lines
     m = a.replace(model=OTHER_MODEL).diff(a).model
     assert [k for k, _, _ in m] == ["fingerprint"]
 
@@ -350,21 +412,20 @@ def test_merge_is_commutative_and_associative_over_disjoint_heads(libs):
 
 def test_merge_reports_every_conflicting_head_and_accepts_identical_overlap():
     a = small()
-    b = small().with_head(0, 1, "bos").with_head(2, 3, "last(punct) else bos", test={"iou": 0.4}, notes="punct",
-                                                  weights={"scale": 0.9})
+    b = add(add(small(), 0, 1, "bos"), 2, 3, "last(punct) else bos", SHORT, "best_single", test={"iou": 0.4})
     with pytest.raises(MergeConflict) as info:
         a.merge(b)
     assert [(layer, head) for layer, head, _ in info.value.conflicts] == [(0, 1), (2, 3)]
-    assert str(info.value).startswith("cannot merge: 2 head(s) explained differently: L0.H1 (program ")
-    assert "L2.H3 (test)" in str(info.value)
-    assert a.merge(small().with_head(1, 0, "bos")) == a.with_head(1, 0, "bos")
+    assert str(info.value).startswith("cannot merge: 2 head(s) explained differently: L0.H1 (full.program, ")
+    assert "L2.H3 (short.test)" in str(info.value)
+    assert a.merge(add(small(), 1, 0, "bos")) == add(a, 1, 0, "bos")
 
 
 def test_merge_refuses_different_models_or_corpora():
     with pytest.raises(LibraryError, match="different models .*fingerprint"):
         small().merge(empty(model=OTHER_MODEL))
     with pytest.raises(LibraryError, match="different corpora"):
-        small().merge(empty(corpus={"name": "stories", "split_seed": 8}))
+        small().merge(empty(split={**SPLIT, "seed": 8}))
 
 
 # --- dedup ------------------------------------------------------------------------------
@@ -374,9 +435,9 @@ TABLES = [TokenTable.from_words(w) for w in (["Tom", "saw", "a", "dog", "."], ["
 
 def stand_in_evaluate(behaviour: dict):
     """Test helper: each program's matrix is looked up by its id (a stand-in for the compiler)."""
-    def evaluate(patterns, table):
+    def evaluate(programs, table):
         n = len(table)
-        return np.stack([np.eye(n) * behaviour[dsl.program_id(p)] for p in patterns])
+        return np.stack([np.eye(n) * behaviour[p.id] for p in programs])
     return evaluate
 
 
@@ -384,13 +445,13 @@ def test_dedup_merges_coinciding_programs_into_the_shortest():
     texts = ["bos", "prev(1)", "softmax(2*bos)", "last(punct) else bos"]
     lib = empty()
     for i, t in enumerate(texts):
-        lib = lib.with_head(0, i, t)
-    ids = [dsl.program_id(t) for t in texts]
+        lib = add(lib, 0, i, t)
+    ids = [dsl.Program.of(t).id for t in texts]
     # bos == softmax(2*bos) exactly; prev(1) within 1e-10 of bos; last(punct) differs
     fake = stand_in_evaluate({ids[0]: 1.0, ids[1]: 1.0 + 1e-10, ids[2]: 1.0, ids[3]: 2.0})
     out = dedup(lib, TABLES, fake)
     assert dict(out.merged) == {ids[1]: ids[0], ids[2]: ids[0]}
-    assert [out[0, i].program for i in range(4)] == [ids[0], ids[0], ids[0], ids[3]]
+    assert [out[0, i][FULL].program for i in range(4)] == [ids[0], ids[0], ids[0], ids[3]]
     assert set(out.programs) == {ids[0], ids[3]}
     assert Library.from_files(out.files()) == out  # the merge record round-trips
     assert dedup(out, TABLES, fake) == out
@@ -403,10 +464,10 @@ def test_dedup_with_the_real_evaluator():
     if not hasattr(compiler, "evaluate_many"):
         pytest.skip("headcode.compiler.evaluate_many not written yet")
     # prev(1) is empty only at row 0, where bos and self coincide
-    lib = empty().with_head(0, 0, "prev(1) else self").with_head(0, 1, "prev(1) else bos").with_head(0, 2, "bos")
+    lib = add(add(add(empty(), 0, 0, "prev(1) else self"), 0, 1, "prev(1) else bos"), 0, 2, "bos")
     out = dedup(lib, TABLES)
-    assert len(out.programs) == 2 and out[0, 0].program == out[0, 1].program != out[0, 2].program
-    assert list(out.merged.values()) == [out[0, 0].program]
+    assert len(out.programs) == 2 and out[0, 0][FULL].program == out[0, 1][FULL].program != out[0, 2][FULL].program
+    assert list(out.merged.values()) == [out[0, 0][FULL].program]
 
 
 # --- bundled ------------------------------------------------------------------------------
@@ -449,19 +510,26 @@ def test_cli_inspect_verify_stats(tmp_path, cli):
     code, out, err = cli("inspect", tmp_path / "l", "--json")
     data = json.loads(out)
     assert code == 0 and err == ""
-    assert data["format_version"] == "1.0" and data["version"] == "1.2.0" and data["model"]["name"] == "tiny"
-    assert data["num_programs"] == 2 and data["num_heads"] == 2
-    assert data["heads"][1] == {"layer": 2, "head": 3, "program": dsl.program_id("last(punct) else bos"),
-                                "text": "last(punct) else bos", "validation": {}, "test": {"iou": 0.5},
-                                "weights": {"scale": 0.9}, "notes": "punct"}
+    assert data["format_version"] == "2.0" and data["version"] == "1.2.0" and data["model"]["name"] == "tiny"
+    assert data["num_programs"] == 3 and data["num_heads"] == 2 and data["levels"] == ["short", "full"]
+    short = data["heads"][1]["levels"]["short"]
+    assert short["program"] == "last(punct) else bos" and short["id"] == dsl.Program.of("last(punct) else bos").id
+    assert (short["size"], short["chars"], short["family"]) == (2, 20, "punctuation/delimiter")
+    assert short["description"] == "The latest punctuation mark; otherwise the first token."
+    assert short["test"] == {"iou": 0.5} and short["source"] == "best_single" and "shape" in short
+    assert data["heads"][1]["baselines"] == {"bos": 0.2}
     code, out, _ = cli("inspect", tmp_path / "l")
     assert code == 0 and "L0.H1" in out and "0.7*prev(1) + 0.3*bos" in out
+    assert out.index("short previous") < out.index("softmax(2*bos") if "short previous" in out else True
+    assert out.index("last(punct) else bos") < out.index("softmax(2*bos + key.punct)")  # short first
     code, out, _ = cli("verify", tmp_path / "l")
-    assert code == 0 and out.startswith("OK ") and "2 heads, 2 programs" in out
+    assert code == 0 and out.startswith("OK ") and "2 heads, 3 programs" in out
     code, out, _ = cli("stats", tmp_path / "l")
-    assert code == 0 and "mixture" in out and "select:last" in out and "test iou: n=2" in out
+    assert code == 0 and "short: 1 heads, 1 distinct programs, 1 distinct shapes" in out
+    assert "full: 2 heads, 2 distinct programs, 2 distinct shapes" in out and "test iou: n=2" in out
     code, out, _ = cli("stats", tmp_path / "l", "--json")
-    assert json.loads(out)["families"]["select:last"] == {"programs": 1, "heads": 1}
+    full = json.loads(out)["levels"]["full"]
+    assert full["families"] == {"previous token": 1, "sink": 1} and full["size"]["q100"] == 2
 
 
 def test_cli_verify_fails_with_one_line(tmp_path, cli):
@@ -476,20 +544,20 @@ def test_cli_verify_fails_with_one_line(tmp_path, cli):
 
 
 def test_cli_diff_and_merge(tmp_path, cli):
-    a, b = small(), empty(version="1.3.0").with_head(1, 1, "bos")
+    a, b = small(), add(empty(version="1.3.0"), 1, 1, "bos")
     a.save(tmp_path / "a")
     b.save(tmp_path / "b")
     code, out, _ = cli("diff", tmp_path / "a", tmp_path / "a")
     assert code == 0 and out == "no differences\n"
     code, out, _ = cli("diff", tmp_path / "a", tmp_path / "b")
-    assert code == 0 and "+ L1.H1: bos" in out and "- L0.H1: 0.7*prev(1) + 0.3*bos" in out
+    assert code == 0 and "+ L1.H1: full bos" in out and "- L0.H1: full 0.7*prev(1) + 0.3*bos" in out
     assert "~ version: 1.2.0 -> 1.3.0" in out
     code, out, _ = cli("merge", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "c")
     assert code == 0 and "wrote" in out and "3 heads" in out
     assert Library.load(tmp_path / "c") == a.merge(b) and Library.load(tmp_path / "c").version == "1.3.0"
-    b.with_head(0, 1, "bos").save(tmp_path / "b")
+    add(b, 0, 1, "bos").save(tmp_path / "b")
     code, out, err = cli("merge", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "d")
-    assert code == 2 and err.count("\n") == 1 and "L0.H1 (program" in err and not (tmp_path / "d").exists()
+    assert code == 2 and err.count("\n") == 1 and "L0.H1 (full.program, " in err and not (tmp_path / "d").exists()
 
 
 def test_verify_function_checks_a_saved_library(tmp_path):
@@ -507,11 +575,11 @@ def test_cli_verify_against_a_model(tmp_path, cli, capsys):
     identity = identity_of("tiny-llama", loaded.model, loaded.tokenizer)
     assert identity == identity_of("tiny-llama", load_model(str(path)).model, loaded.tokenizer)  # stable
     capsys.readouterr()  # the builder's progress bars
-    empty(model=identity).with_head(1, 3, "bos").save(tmp_path / "good")
+    add(empty(model=identity), 1, 3, "bos").save(tmp_path / "good")
     code, out, err = cli("verify", tmp_path / "good", "--model", path)
     assert code == 0 and out.startswith("OK ") and err == ""
     other = ModelIdentity(**{**identity.to_json(), "fingerprint": MODEL.fingerprint})
-    empty(model=other).with_head(1, 3, "bos").save(tmp_path / "bad")
+    add(empty(model=other), 1, 3, "bos").save(tmp_path / "bad")
     code, out, err = cli("verify", tmp_path / "bad", "--model", path)
     assert code == 2 and err.count("\n") == 1 and "model mismatch" in err and "force" in err
     code, out, err = cli("verify", tmp_path / "bad", "--model", path, "--force")

@@ -6,12 +6,8 @@ The server is `http.server` in a thread with a scripted queue of replies; the re
 
 from __future__ import annotations
 
-import http.server
-import json
 import socket
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -29,82 +25,12 @@ SUMMARY = HeadSummary(
 )
 
 
-def completion(content: str) -> dict:
-    return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000, "model": "test-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    }
-
-
-class Script:
-    """Replies to serve in order, and the requests received.
-
-    Each reply is (status, body) with body a dict (sent as JSON) or raw bytes, or
-    ("sleep", seconds) to stall before answering.
-    """
-
-    def __init__(self):
-        self.replies: list = []
-        self.requests: list[dict] = []
-        self.release = threading.Event()  # set at teardown so stalled handlers end
-
-    def say(self, *contents: str) -> None:
-        self.replies += [(200, completion(c)) for c in contents]
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    script: Script
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        script = self.server.script
-        script.requests.append({"path": self.path, "json": json.loads(body)})
-        status, payload = script.replies.pop(0) if script.replies else (500, {"error": {"message": "no script"}})
-        if status == "sleep":
-            script.release.wait(payload)
-            status, payload = 200, completion("prev(1)")
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (timeout test)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.script = Script()
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    httpd.script.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield httpd.script
-    httpd.script.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def config(script: Script, tmp_path: Path, **kw) -> LLMConfig:
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    kw.setdefault("timeout_s", 5.0)
-    kw.setdefault("base_url", script.url)
-    return LLMConfig(model="test-model", api_key="test-key", **kw)
-
-
 def texts(result) -> list[str]:
-    return [dsl.show(p) for p in result.programs]
+    return [p.text for p in result.programs]
 
 
 def canon(*programs: str) -> list[str]:
-    return [dsl.canonical_text(p) for p in programs]
+    return [dsl.Program.of(p).text for p in programs]
 
 
 # --- the prompt ------------------------------------------------------------------------
@@ -112,7 +38,7 @@ def canon(*programs: str) -> list[str]:
 
 def test_prompt_examples_parse():
     for text, _ in prompt.EXAMPLES:
-        dsl.parse(text)
+        dsl.Program.of(text)
 
 
 def test_prompt_holds_grammar_vocabulary_and_summary():
@@ -141,9 +67,9 @@ def test_extract_candidates():
 # --- the server conversation -----------------------------------------------------------
 
 
-def test_good_programs_in_fenced_blocks(server, tmp_path):
+def test_good_programs_in_fenced_blocks(server, tmp_path, llm_config):
     server.say("```\n0.3*bos + 0.7*prev(1)\n```\n```hc\nlast(punct) else bos\n```\n```\nprev(1)*0.7 + bos*0.3\n```")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     # The third is the first written differently: deduplicated by canonical id.
     assert texts(result) == canon("0.7*prev(1) + 0.3*bos", "last(punct) else bos")
     assert result.calls == 1 and not result.cached and result.error is None
@@ -152,37 +78,37 @@ def test_good_programs_in_fenced_blocks(server, tmp_path):
     assert [m["role"] for m in request["json"]["messages"]] == ["system", "user"]
 
 
-def test_prose_around_code(server, tmp_path):
+def test_prose_around_code(server, tmp_path, llm_config):
     server.say("Looking at the profile, this is a sink head.\n\nsoftmax(4*bos - 0.5*log_dist)\n\nHope it helps!")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert texts(result) == canon("softmax(4*bos - 0.5*log_dist)") and result.rejected == []
 
 
-def test_valid_and_invalid_mixed_needs_no_follow_up(server, tmp_path):
+def test_valid_and_invalid_mixed_needs_no_follow_up(server, tmp_path, llm_config):
     server.say("```\nprev(1)\n```\n```\nlast(nonsense)\n```")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert texts(result) == canon("prev(1)") and len(server.requests) == 1
     assert [text for text, _ in result.rejected] == ["last(nonsense)"]
     assert result.rejected[0][1].startswith("candidate2:1:")
 
 
-def test_malformed_json_is_a_rejection(server, tmp_path):
+def test_malformed_json_is_a_rejection(server, tmp_path, llm_config):
     server.replies.append((200, b'{"choices": [ not json'))
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert result.programs == [] and "not JSON" in result.error and result.calls == 1
     assert list((tmp_path / "cache").glob("*.json")) == []  # failures are never cached
 
 
-@pytest.mark.parametrize("body", [{"id": "x", "object": "chat.completion", "choices": []}, completion("")])
-def test_empty_choices_or_content(server, tmp_path, body):
-    server.replies.append((200, body))
-    result = propose(SUMMARY, config(server, tmp_path))
+@pytest.mark.parametrize("body", [{"id": "x", "object": "chat.completion", "choices": []}, "empty content"])
+def test_empty_choices_or_content(server, tmp_path, body, completion_body, llm_config):
+    server.replies.append((200, completion_body("") if body == "empty content" else body))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert result.programs == [] and result.error.startswith("reply has no")
 
 
-def test_http_500(server, tmp_path):
+def test_http_500(server, tmp_path, llm_config):
     server.replies.append((500, {"error": {"message": "overloaded"}}))
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert result.programs == [] and result.error.startswith("HTTP 500")
     assert result.rejected == [("", f"server: {result.error}")] and len(server.requests) == 1
 
@@ -196,9 +122,9 @@ def test_unreachable_server(tmp_path):
     assert result.programs == [] and result.error.startswith("cannot reach") and result.calls == 1
 
 
-def test_checker_message_goes_back_then_valid(server, tmp_path):
+def test_checker_message_goes_back_then_valid(server, tmp_path, llm_config):
     server.say("```\nprev(1) +* bos\n```", "```\nprev(1)\n```")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert texts(result) == canon("prev(1)") and len(server.requests) == 2
     assert result.rejected and result.rejected[0][0] == "prev(1) +* bos"
     follow_up = server.requests[1]["json"]["messages"]
@@ -208,34 +134,34 @@ def test_checker_message_goes_back_then_valid(server, tmp_path):
 
 
 @pytest.mark.parametrize("retries", [0, 2])
-def test_retries_are_bounded(server, tmp_path, retries):
+def test_retries_are_bounded(server, tmp_path, retries, llm_config):
     server.say(*["```\nnot_a_pattern(3)\n```"] * 5)
-    result = propose(SUMMARY, config(server, tmp_path, retries=retries))
+    result = propose(SUMMARY, llm_config(server, tmp_path, retries=retries))
     assert result.programs == [] and result.error is None
     assert len(server.requests) == 1 + retries == result.calls
     assert len(result.rejected) == 1 + retries
 
 
-def test_reply_without_any_program_gets_told(server, tmp_path):
+def test_reply_without_any_program_gets_told(server, tmp_path, llm_config):
     server.say("I am not sure what this head does.", "```\nbos\n```")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert texts(result) == canon("bos")
     assert "found no program" in server.requests[1]["json"]["messages"][-1]["content"]
 
 
-def test_slow_reply_times_out(server, tmp_path):
+def test_slow_reply_times_out(server, tmp_path, llm_config):
     server.replies.append(("sleep", 10.0))
     start = time.monotonic()
-    result = propose(SUMMARY, config(server, tmp_path, timeout_s=0.5))
+    result = propose(SUMMARY, llm_config(server, tmp_path, timeout_s=0.5))
     assert time.monotonic() - start < 3.0
     assert result.programs == [] and result.error == "no reply within 0.5 s"
 
 
-def test_cache_hit_makes_no_request(server, tmp_path):
+def test_cache_hit_makes_no_request(server, tmp_path, llm_config):
     server.say("```\nprev(1) +* bos\n```", "```\nprev(2)\n```")
-    first = propose(SUMMARY, config(server, tmp_path))
+    first = propose(SUMMARY, llm_config(server, tmp_path))
     assert first.calls == 2 and not first.cached
-    again = propose(SUMMARY, config(server, tmp_path, base_url="http://127.0.0.1:9/v1"))  # base URL is not in the key
+    again = propose(SUMMARY, llm_config(server, tmp_path, base_url="http://127.0.0.1:9/v1"))  # base URL is not in the key
     assert texts(again) == texts(first) == canon("prev(2)") and again.rejected == first.rejected
     assert again.calls == 0 and again.cached and len(server.requests) == 2
     entries = sorted((tmp_path / "cache").glob("*.json"))
@@ -244,19 +170,19 @@ def test_cache_hit_makes_no_request(server, tmp_path):
     assert (tmp_path / "cache" / f"{key}.json").exists()
 
 
-def test_damaged_cache_entry_is_a_miss(server, tmp_path):
+def test_damaged_cache_entry_is_a_miss(server, tmp_path, llm_config):
     key = request_key("test-model", build_messages(SUMMARY, 3))
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / f"{key}.json").write_text("{half")
     server.say("```\nbos\n```")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert texts(result) == canon("bos") and result.calls == 1
 
 
-def test_code_in_reply_is_never_run(server, tmp_path, monkeypatch):
+def test_code_in_reply_is_never_run(server, tmp_path, monkeypatch, llm_config):
     marker = tmp_path / "pwned"
     server.say(f"```python\n__import__('pathlib').Path({str(marker)!r}).touch()\n```", "```\nbos\n```")
-    result = propose(SUMMARY, config(server, tmp_path))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
     assert not marker.exists() and texts(result) == canon("bos")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from headcode import cli
-from headcode.compiler.tokens import TokenTable
+from headcode.dsl.tokens import TokenTable
 from headcode.synth.capture import Capture, CaptureWriter
 from headcode.synth.profiles import grid, profiles
 

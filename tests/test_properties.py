@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from headcode import testing
 from headcode.compiler import compile_program, evaluate_many, reference_evaluate
-from headcode.dsl import canonical, ir
+from headcode.dsl import Program, ir
+from headcode.dsl.canon import canonical
 
 PROPS = settings(max_examples=250, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -18,7 +19,8 @@ PROPS = settings(max_examples=250, deadline=None,
 @PROPS
 @given(testing.programs(), testing.token_tables())
 def test_kernel_equals_reference(program, table):
-    expected = reference_evaluate(canonical(program), table)
+    program = Program.of(program)
+    expected = reference_evaluate(program, table)
     assert np.allclose(compile_program(program).evaluate(table), expected, rtol=0, atol=1e-6)
 
 
@@ -26,14 +28,15 @@ def test_kernel_equals_reference(program, table):
 @given(testing.fitted_scores(), testing.token_tables(max_size=40))
 def test_kernel_equals_reference_on_fitted_score_forms(program, table):
     # Terms split into query and key vectors, bands and one inline relation (lower/terms).
-    expected = reference_evaluate(canonical(program), table)
+    program = Program.of(program)
+    expected = reference_evaluate(program, table)
     assert np.allclose(compile_program(program).evaluate(table), expected, rtol=0, atol=1e-6)
 
 
 def _positions_moved(table, shift: int, reverse: bool):
     """The table with a position column that is not 0..n-1 (so no band may be assumed)."""
-    from headcode.compiler.tokens import TokenTable, column_index
     from headcode.dsl.features import Feature
+    from headcode.dsl.tokens import TokenTable, column_index
 
     features = table.features.copy()
     pos = np.arange(len(table))[::-1] if reverse else np.arange(len(table))
@@ -48,14 +51,15 @@ def _positions_moved(table, shift: int, reverse: bool):
 def test_kernel_equals_reference_when_positions_are_not_indices(program, table, shift, reverse):
     assume(shift != 0 or reverse)
     moved = _positions_moved(table, shift, reverse)
-    expected = reference_evaluate(canonical(program), moved)
+    program = Program.of(program)
+    expected = reference_evaluate(program, moved)
     assert np.allclose(compile_program(program).evaluate(moved), expected, rtol=0, atol=1e-6)
 
 
 @PROPS
 @given(testing.programs(), testing.token_tables())
 def test_rows_sum_to_one_and_nothing_above_the_diagonal(program, table):
-    for matrix in (compile_program(program).evaluate(table), reference_evaluate(program, table)):
+    for matrix in (compile_program(Program.of(program)).evaluate(table), reference_evaluate(program, table)):
         assert np.all(matrix >= 0)
         assert np.allclose(matrix.sum(axis=1), 1.0, atol=1e-9)
         assert not np.triu(matrix, k=1).any()
@@ -80,25 +84,25 @@ def test_canonical_form_keeps_the_meaning(program, table):
 @PROPS
 @given(testing.programs(), testing.token_tables())
 def test_canonically_equal_programs_give_identical_matrices(program, table):
-    # Two spellings of one meaning: the program and its printed-and-reparsed canonical form.
-    from headcode import dsl
-
-    again = dsl.parse(dsl.show(canonical(program)))
-    assert np.array_equal(compile_program(program).evaluate(table), compile_program(again).evaluate(table))
+    # Two spellings of one meaning: the tree as generated and its canonical text read back.
+    again = Program.of(Program.of(program).text)
+    assert np.array_equal(compile_program(Program.of(program)).evaluate(table), compile_program(again).evaluate(table))
 
 
 @PROPS
-@given(testing.programs(), testing.token_tables())
+@given(testing.mixtures(), testing.token_tables())
 def test_permuting_mixture_terms_changes_no_matrix(program, table):
-    if isinstance(program, ir.Mix):
-        reordered = ir.Mix(tuple(reversed(program.terms)))
-        assert np.array_equal(compile_program(program).evaluate(table),
-                              compile_program(reordered).evaluate(table))
+    # The reference evaluator reads the trees as written, without the canonical form.
+    reordered = ir.Mix(tuple(reversed(program.terms)))
+    assert np.allclose(reference_evaluate(program, table), reference_evaluate(reordered, table), rtol=0, atol=1e-12)
+    assert np.array_equal(compile_program(Program.of(program)).evaluate(table),
+                          compile_program(Program.of(reordered)).evaluate(table))
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(testing.programs(), testing.fitted_scores()), min_size=1, max_size=6), testing.token_tables())
 def test_one_kernel_call_for_many_programs_equals_one_at_a_time(programs, table):
+    programs = [Program.of(p) for p in programs]
     together = evaluate_many(programs, table)
     for k, program in enumerate(programs):
         assert np.array_equal(together[k], compile_program(program).evaluate(table))

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from headcode.compiler import TokenTable
+from headcode.dsl import Program
+from headcode.dsl.tokens import TokenTable
 from headcode.errors import UserError
-from headcode.library import Library, ModelIdentity, identity_of
+from headcode.library import Level, Library, ModelIdentity, identity_of
 from headcode.loaders.models import build_tiny_model, load_model
 from headcode.replace import attach, attention_modules, choose_heads, encode, forward, run, table_from_ids
 from headcode.replace import attention as attn
@@ -20,6 +21,9 @@ TEXTS = [
     "One day the ball rolled away. Lily was sad, but her friend found it.",
 ]
 PROGRAMS = ["bos", "prev(1) else bos", "last(punct) else bos", "0.5*bos + 0.5*self", "decay(0.5)"]
+SPLIT = {"corpus": "stories", "shape": "packed", "max_len": 48, "one_per_line": False, "seed": 0,
+         "counts": {"train": 0, "validation": 4, "test": 6}, "sequences": {"train": 0, "validation": 4, "test": 6},
+         "tokens": {"train": 0, "validation": 150, "test": 220}}
 CREATED = "2026-01-01T00:00:00Z"
 
 
@@ -32,13 +36,17 @@ def tiny(request, tmp_path_factory):
 def library_for(loaded, name="tiny") -> Library:
     """Every head explained by one of a few simple programs; IoU falls with the index."""
     identity = identity_of(name, loaded.model, loaded.tokenizer)
-    lib = Library(model=identity, corpus={"name": "stories", "split_seed": 0}, created=CREATED)
+    lib = Library(model=identity, split=SPLIT, created=CREATED)
     k = 0
     for layer in range(identity.num_layers):
         for head in range(identity.num_heads):
-            lib = lib.with_head(layer, head, PROGRAMS[k % len(PROGRAMS)], validation={"iou": 1.0 - 0.01 * k})
+            lib = put(lib, layer, head, PROGRAMS[k % len(PROGRAMS)], validation={"iou": 1.0 - 0.01 * k})
             k += 1
     return lib
+
+
+def put(lib: Library, layer: int, head: int, text: str, level: Level = Level.FULL, **kw) -> Library:
+    return lib.with_head(layer, head, level, Program.of(text), source="score", **kw)
 
 
 def logits_of(loaded, texts=TEXTS, handle=None, **options):
@@ -153,7 +161,7 @@ def test_gqa_query_heads_read_their_kv_group(tmp_path_factory):
                                             with_kwargs=True)
     for head in range(4):
         hidden.clear()
-        lib_head = lib.with_head(layer, head, "bos")
+        lib_head = put(lib, layer, head, "bos")
         seen, hook = projection_inputs(loaded, layer)
         try:
             with attach(loaded.model, lib_head, heads=[(layer, head)], tokenizer=loaded.tokenizer) as handle:
@@ -219,9 +227,12 @@ def test_refuses_acausal_matrices(tiny):
 
 def test_fraction_picks_best_validation_iou_ties_by_head():
     identity = ModelIdentity("m", "LlamaForCausalLM", 2, 2, 2, "sha256:" + "0" * 64)
-    lib = Library(model=identity, corpus={"name": "stories", "split_seed": 0}, created=CREATED)
-    lib = (lib.with_head(1, 1, "bos", validation={"iou": 0.9}).with_head(0, 1, "bos", validation={"iou": 0.5})
-           .with_head(0, 0, "bos", validation={"iou": 0.5}).with_head(1, 0, "bos"))
+    lib = Library(model=identity, split=SPLIT, created=CREATED)
+    lib = put(put(put(put(lib, 1, 1, "bos", validation={"iou": 0.9}), 0, 1, "bos", validation={"iou": 0.5}),
+                  0, 0, "bos", validation={"iou": 0.5}), 1, 0, "bos")
+    short = put(lib, 0, 1, "self", Level.SHORT, validation={"iou": 0.95})
+    assert choose_heads(short, 4, fraction=0.25, level=Level.SHORT) == [(0, 1)]  # ranked within the level
+    assert choose_heads(short, 4, fraction=0.25) == [(1, 1)]
     assert choose_heads(lib, 4, fraction=0.5) == [(1, 1), (0, 0)]
     assert choose_heads(lib, 4, fraction=0.75) == [(1, 1), (0, 0), (0, 1)]
     assert choose_heads(lib, 4, fraction=1.0)[-1] == (1, 0)  # no recorded IoU: last
@@ -239,8 +250,14 @@ def test_bad_input_is_refused(tiny):
     lib = library_for(tiny)
     with pytest.raises(UserError, match="outside the model"):
         attach(tiny.model, lib, heads=[(tiny.n_layers, 0)], tokenizer=tiny.tokenizer)
-    with pytest.raises(UserError, match="no program"):
+    with pytest.raises(UserError, match="no full program"):
         attach(tiny.model, lib.without_head(0, 0), heads=[(0, 0)], tokenizer=tiny.tokenizer)
+    with pytest.raises(UserError, match="no short program"):
+        attach(tiny.model, lib, heads=[(0, 0)], level=Level.SHORT, tokenizer=tiny.tokenizer)
+    with pytest.raises(UserError, match="no head to replace"):
+        attach(tiny.model, lib, heads=[], tokenizer=tiny.tokenizer)
+    with pytest.raises(UserError, match="two whole numbers"):
+        attach(tiny.model, lib, heads=[(0.7, 0.2)], tokenizer=tiny.tokenizer)
     other = lib.replace(model=ModelIdentity(**{**lib.model.to_json(), "fingerprint": "sha256:" + "1" * 64}))
     with pytest.raises(UserError, match="model mismatch"):
         attach(tiny.model, other, fraction=0.5, tokenizer=tiny.tokenizer)
@@ -259,7 +276,7 @@ def test_bad_input_is_refused(tiny):
 
 
 def test_perplexity_is_token_weighted_and_batch_independent(tiny):
-    from headcode.replace.evaluate import perplexity
+    from headcode.replace.measure import perplexity
 
     tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
     total, count = 0.0, 0
@@ -276,7 +293,7 @@ def test_perplexity_is_token_weighted_and_batch_independent(tiny):
 
 
 def test_qa_scores_only_the_answer_tokens(tiny):
-    from headcode.replace.evaluate import _joined, qa_accuracy
+    from headcode.replace.measure import _joined, qa_accuracy
     from headcode.replace.qa import builtin, load
 
     questions = builtin()
@@ -292,7 +309,7 @@ def test_qa_scores_only_the_answer_tokens(tiny):
 
 
 def test_curve_starts_untouched_and_replaces_more(tiny):
-    from headcode.replace.evaluate import curve, perplexity
+    from headcode.replace.measure import curve, perplexity
 
     lib = library_for(tiny)
     tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
@@ -366,7 +383,7 @@ def test_embedded_oracle_detach_and_padding(embedded):
 @pytest.mark.slow
 def test_embedded_no_future_leakage_and_perplexity(embedded):
     from headcode.loaders.corpora import open_corpus, sequences
-    from headcode.replace.evaluate import perplexity
+    from headcode.replace.measure import perplexity
 
     lib = library_for(embedded, name="smollm2-135m")
     tables = [s.table for s, _ in zip(sequences(open_corpus(), embedded.tokenizer, 64, splits=["test"],
@@ -386,7 +403,7 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     import json
 
     from headcode.cli import main
-    from headcode.replace.evaluate import head_effects, perplexity, with_effects
+    from headcode.replace.measure import head_effects, perplexity, with_effects
 
     lib = library_for(tiny)
     tables = [TokenTable.from_text(tiny.tokenizer, t, add_special_tokens=tiny.add_special_tokens) for t in TEXTS]
@@ -407,7 +424,7 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     # A library that records the measured cost is ranked by its KL unless told otherwise.
     assert choose_heads(measured, len(lib), fraction=1 / len(lib)) == [closest]
     assert choose_heads(lib, len(lib), fraction=0.5) == choose_heads(lib, len(lib), fraction=0.5, rank_by="iou")
-    assert measured[gentlest].validation["iou"] == lib[gentlest].validation["iou"]
+    assert measured[gentlest][Level.FULL].validation["iou"] == lib[gentlest][Level.FULL].validation["iou"]
     with pytest.raises(UserError, match="no validation 'ppl_increase'"):
         choose_heads(lib, len(lib), fraction=0.5, rank_by="ppl_increase")
 
@@ -419,4 +436,4 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["rank_by"] == "kl"
-    assert all({"ppl_increase", "kl"} <= set(Library.load(out)[key].validation) for key in lib)
+    assert all({"ppl_increase", "kl"} <= set(Library.load(out)[key][Level.FULL].validation) for key in lib)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headcode.compiler.tokens import COLUMNS, TokenTable, column_index
 from headcode.dsl.features import Feature, TokenClass
+from headcode.dsl.tokens import COLUMNS, TokenTable, column_index
 
 F, C = Feature, TokenClass
 

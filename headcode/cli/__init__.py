@@ -14,7 +14,7 @@ import sys
 
 # Command modules, in the order they appear in `headcode --help`.
 COMMAND_MODULES = (
-    "headcode.cli.programs",  # check, fmt, canon, show
+    "headcode.cli.programs",  # check, fmt, canon, describe, show
     "headcode.cli.demo",  # demo
     "headcode.cli.bench",  # bench
     "headcode.cli.capture",  # capture, heads

@@ -29,30 +29,31 @@ def register(subparsers) -> None:
 def cmd_demo(args) -> int:
     if args.hand:
         return _hand(args.text)
-    from headcode.cli.explain import _print_table, _report
-    from headcode.library import Library
-    from headcode.loaders.corpora import DEFAULT
+    from headcode.cli.summary import explain_report, print_explain_table
+    from headcode.library import Level, Library
+    from headcode.loaders.corpora import DEFAULT, SplitSpec
     from headcode.loaders.models import EMBEDDED
     from headcode.synth import pipeline
 
     Library.check_target(args.out)
     print(f"explaining every head of {EMBEDDED} on the shipped {DEFAULT} (a few minutes on 2 cores)")
-    result, lib = pipeline.run(pipeline.Job(model=EMBEDDED, corpus=DEFAULT, heads_spec=args.heads),
+    result, lib = pipeline.run(pipeline.Job(model=EMBEDDED, split=SplitSpec(DEFAULT), heads_spec=args.heads),
                                progress=not args.quiet)
     lib.save(args.out)
-    report = _report(result, lib)
-    _print_table(report)
+    report = explain_report(result, lib)
+    print_explain_table(report)
     print(f"\nwrote {args.out} ({report['num_programs']} distinct programs); inspect it with "
           f"`headcode library inspect {args.out}`")
-    best = sorted(result.heads, key=lambda h: -h.test["iou"])[:3]
-    _show([(f"L{h.layer}.H{h.head} (test iou {h.test['iou']:.2f})", h.program) for h in best], args.text, lib)
-    print(json.dumps({"mean_iou": report["mean_iou"], "baselines": report["baselines"]}))
+    best = sorted(result.heads, key=lambda h: -h.levels[Level.SHORT].test.iou)[:3]
+    _show([(f"{h.head} short (test iou {h.levels[Level.SHORT].test.iou:.2f})", h.levels[Level.SHORT].program)
+           for h in best], args.text, lib)
+    print(json.dumps({level: t["mean_iou"] for level, t in report["levels"].items()} | {"baselines": report["baselines"]}))
     return 0
 
 
 def _show(programs, text: str, lib=None) -> None:
     from headcode.compiler import compile_program
-    from headcode.compiler.tokens import TokenTable
+    from headcode.dsl.tokens import TokenTable
     from headcode.plots import terminal_heatmap
 
     if lib is not None:
@@ -67,8 +68,8 @@ def _show(programs, text: str, lib=None) -> None:
         labels = split_words(text)
         table = TokenTable.from_words(labels)
     for title, program in programs:
-        shown = dsl.show(program)
-        print(f"\n{title} = {shown if len(shown) < 300 else shown[:297] + '...'}    [id {dsl.program_id(program)}]")
+        shown = program.text
+        print(f"\n{title} = {shown if len(shown) < 300 else shown[:297] + '...'}    [id {program.id}]")
         print(terminal_heatmap(compile_program(program).evaluate(table), labels))
 
 
@@ -79,5 +80,5 @@ def _hand(text: str) -> int:
     for program in programs:
         for comment in program.comments:
             print(comment)
-        _show([(program.name, dsl.canonical(program.pattern))], text)
+        _show([(program.name, program.program)], text)
     return 0

@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 
-from headcode.cli.options import add_corpus, add_model, add_quiet, positive
+from headcode.cli.options import add_corpus, add_level, add_model, add_quiet, cut, positive
 from headcode.errors import UserError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("explain", help="fit a program to every head of a model and write a library")
@@ -29,10 +30,12 @@ def register(subparsers) -> None:
     add_quiet(p)
     p.set_defaults(func=cmd_explain)
 
-    p = subparsers.add_parser("score", help="score a library's programs against a model on any text")
+    p = subparsers.add_parser("score", help="score a library's programs against a model on any text "
+                                            "(default: the library's own test split)")
     p.add_argument("--library", required=True, metavar="LIB")
     add_model(p)
-    add_corpus(p)
+    add_corpus(p, from_library=True)
+    add_level(p, "short")
     p.add_argument("--max-seqs", type=positive, default=100, metavar="N", help="sequences scored at most (100)")
     p.add_argument("--force", action="store_true", help="score even if the model's fingerprint differs")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -44,69 +47,36 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="M", help="whose tokenizer to use (default: the library's model)")
     p.add_argument("--text", required=True, metavar="TEXT")
     p.add_argument("--max-len", type=positive, default=512, metavar="L", help="tokens at most (512)")
+    add_level(p, "short")
     p.add_argument("--out", required=True, metavar="OUT.npz")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_explain(args) -> int:
+    from headcode.cli.summary import explain_report, print_explain_table
     from headcode.library import Library
     from headcode.synth import explain, pipeline
 
     Library.check_target(args.out)  # before the slow parts
     llm = None
-    if args.proposer != "search":
+    if args.proposer != explain.Proposer.SEARCH.value:
         from headcode.synth.llm import LLMConfig, default_cache_dir
 
         llm = LLMConfig.from_env(args.llm_base_url, args.llm_model, args.llm_api_key, cache_dir=default_cache_dir())
-    job = pipeline.Job(
-        model=args.model, corpus=args.corpus, max_len=args.max_len, shape=args.shape,
-        one_per_line=args.one_per_line, seed=args.seed, train=args.max_seqs, validation=args.validation_seqs,
-        test=args.test_seqs, heads_spec=args.heads, settings=explain.Settings(proposer=args.proposer, llm=llm),
-    )
+    spec = cut(args, train=args.max_seqs, validation=args.validation_seqs, test=args.test_seqs)
+    job = pipeline.Job(model=args.model, split=spec, heads_spec=args.heads,
+                       settings=explain.Settings(proposer=explain.Proposer(args.proposer), llm=llm))
     result, lib = pipeline.run(job, progress=not args.quiet)
     lib.save(args.out)
-    report = _report(result, lib)
+    report = explain_report(result, lib)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        _print_table(report)
+        print_explain_table(report)
         print(f"wrote {args.out}: {report['num_programs']} distinct programs for {len(result.heads)} heads")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
-
-
-def _report(result, lib) -> dict:
-    from headcode import dsl
-
-    shared = sum(1 for h in result.heads if sum(1 for g in result.heads if g.program == h.program) > 1)
-    return {
-        "mean_iou": result.mean("iou"),
-        "mean_iou_all_rows": result.mean("iou_all_rows"),
-        "mean_jsd": result.mean("jsd"),
-        "baselines": result.baseline_means(),
-        "num_programs": len(lib.programs),
-        "heads_sharing_a_program": shared,
-        "sources": {s: sum(1 for h in result.heads if h.source == s) for s in sorted({h.source for h in result.heads})},
-        "stages_s": result.stages,
-        "heads": [{"layer": h.layer, "head": h.head, "program": dsl.show(h.program), "source": h.source,
-                   "iou": h.test["iou"], "iou_all_rows": h.test["iou_all_rows"], "validation_iou": h.validation["iou"],
-                   "baselines": h.baselines} for h in result.heads],
-    }
-
-
-def _print_table(report: dict) -> None:
-    print(f"{'head':>7} {'iou':>5} {'bos':>5} {'unif':>5} {'single':>6} {'mix3':>5}  source  program")
-    for h in report["heads"]:
-        b = h["baselines"]
-        program = h["program"] if len(h["program"]) <= 60 else h["program"][:57] + "..."
-        print(f"L{h['layer']:>2}.H{h['head']:<2} {h['iou']:5.3f} {b['bos']:5.3f} {b['uniform']:5.3f} "
-              f"{b['best_single']:6.3f} {b['greedy_mixture']:5.3f}  {h['source']:<6}  {program}")
-    b = report["baselines"]
-    print(f"{'mean':>7} {report['mean_iou']:5.3f} {b['bos']:5.3f} {b['uniform']:5.3f} {b['best_single']:6.3f} "
-          f"{b['greedy_mixture']:5.3f}   (iou over rows 1..n-1 on the test split; all rows: "
-          f"{report['mean_iou_all_rows']:.3f})")
-    print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report["stages_s"].items()))
 
 
 def _attach(args):
@@ -123,40 +93,50 @@ def _attach(args):
 
 def cmd_score(args) -> int:
     from headcode import dsl
-    from headcode.loaders.corpora import open_corpus, sequences
+    from headcode.library import Level
+    from headcode.loaders.corpora import SplitSpec
     from headcode.synth import data
-    from headcode.synth.evaluate import mean_of, score_candidates
+    from headcode.synth.scoring import mean_of, score_candidates
 
     lib, loaded = _attach(args)
-    corpus = open_corpus(args.corpus)
-    stream = sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
-                       one_per_line=args.one_per_line, seed=args.seed, shape=args.shape)
-    split = data.Split("all")
-    for seq in stream:
-        if len(split) >= args.max_seqs:
-            break
-        if len(seq.table) >= 2:
-            split.tables.append(seq.table)
-            split.texts.append(seq.text)
+    level = Level(args.level)
+    if args.corpus is None:  # the library's own test split, cut as it recorded
+        spec = cut(args, base=SplitSpec.from_record(lib.split), train=0, validation=0, test=args.max_seqs)
+        split = data.cut(loaded, spec, names=("test",))["test"]
+        where = f"the test split of {spec.corpus}"
+    else:  # any text: every sequence of it
+        spec = cut(args, base=SplitSpec(corpus=args.corpus))
+        split = data.Split("all")
+        for seq in spec.stream(loaded.tokenizer, loaded.add_special_tokens):
+            if len(split) >= args.max_seqs:
+                break
+            if len(seq.table) >= 2:
+                split.tables.append(seq.table)
+                split.texts.append(seq.text)
+        where = spec.corpus
     if not len(split):
-        raise UserError(f"{corpus.name}: no sequences of at least 2 tokens to score")
-    data.capture(loaded, split, progress=not args.quiet)
-    bos, uniform = dsl.parse("bos"), dsl.parse("uniform")
-    heads = {key: [lib.program_of(*key), bos, uniform] for key in lib}
-    scored = score_candidates(split, heads, progress=not args.quiet)
+        raise UserError(f"{spec.corpus}: no sequences of at least 2 tokens to score")
+    data.record(loaded, split, progress=not args.quiet)
+    bos, uniform = dsl.Program.of("bos"), dsl.Program.of("uniform")
+    scored = score_candidates(split, {key: {"program": lib.program_of(*key, level), "bos": bos, "uniform": uniform}
+                                      for key in lib if level in lib[key].levels}, progress=not args.quiet)
+    if not scored:
+        raise UserError(f"{args.library}: no head has a {level.value} program")
+    mine = {key: s["program"] for key, s in scored.items()}
     report = {
-        "mean_iou": mean_of(scored[0], "iou"),
-        "mean_iou_all_rows": mean_of(scored[0], "iou_all_rows"),
-        "mean_jsd": mean_of(scored[0], "jsd"),
+        "level": level.value, "text": where,
+        "mean_iou": mean_of(mine, "iou"),
+        "mean_iou_all_rows": mean_of(mine, "iou_all_rows"),
+        "mean_jsd": mean_of(mine, "jsd"),
         "sequences": len(split), "tokens": split.tokens,
-        "heads": [{"layer": l, "head": h, "program": lib.program_text(lib[l, h].program), **scored[0][l, h]}
-                  for l, h in lib],
-        "baselines": {"bos": mean_of(scored[1]), "uniform": mean_of(scored[2])},
+        "heads": [{"layer": l, "head": h, "program": lib.program_of(l, h, level).text, **mine[l, h].as_dict()}
+                  for l, h in mine],
+        "baselines": {name: mean_of({key: s[name] for key, s in scored.items()}) for name in ("bos", "uniform")},
     }
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{len(lib)} heads on {len(split)} sequences ({split.tokens} tokens) of {corpus.name}")
+        print(f"{len(mine)} heads ({level.value} programs) on {len(split)} sequences ({split.tokens} tokens) of {where}")
         print(f"mean iou {report['mean_iou']:.3f} (all rows {report['mean_iou_all_rows']:.3f}), "
               f"jsd {report['mean_jsd']:.3f} bits; baselines: bos {report['baselines']['bos']:.3f}, "
               f"uniform {report['baselines']['uniform']:.3f}")
@@ -165,15 +145,21 @@ def cmd_score(args) -> int:
 
 def cmd_predict(args) -> int:
     from headcode import fileio
-    from headcode.compiler import ProgramBatch, TokenTable
+    from headcode.compiler import ProgramBatch
+    from headcode.dsl.tokens import TokenTable
+    from headcode.library import Level
 
     lib, loaded = _attach(args)
     if not args.text.strip():
         raise UserError("--text is empty: give a text to predict on")
     table = TokenTable.from_text(loaded.tokenizer, args.text, max_len=args.max_len,
                                  add_special_tokens=loaded.add_special_tokens)
-    keys = list(lib)
-    matrices = ProgramBatch([lib.program_of(*k) for k in keys]).evaluate(table)
+    level = Level(args.level)
+    keys = [key for key in lib if level in lib[key].levels]
+    if not keys:
+        raise UserError(f"{args.library}: no head has a {level.value} program (try --level "
+                        f"{'full' if level.value == 'short' else 'short'})")
+    matrices = ProgramBatch([lib.program_of(*k, level) for k in keys]).evaluate(table)
     arrays = {f"L{l}.H{h}": matrices[k] for k, (l, h) in enumerate(keys)}
     arrays["input_ids"] = np.asarray(table.ids)
     with fileio.atomic_path(args.out, suffix=".npz") as tmp:

@@ -11,9 +11,10 @@ def register(subparsers) -> None:
     lib = subparsers.add_parser("library", help="inspect, verify, diff, merge and summarise program libraries")
     sub = lib.add_subparsers(dest="library_command", metavar="SUBCOMMAND", required=True)
 
-    p = sub.add_parser("inspect", help="show a library's model, heads and programs")
+    p = sub.add_parser("inspect", help="show a library's model, heads and programs (short level first)")
     p.add_argument("lib", metavar="LIB")
     p.add_argument("--json", action="store_true", help="print everything as JSON")
+    p.add_argument("--full", action="store_true", help="print long programs whole (default: cut at 200 characters)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("verify", help="check a library (format, content hash, programs, heads); exit 0 if sound")
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="C", help="the library directory to write (atomically)")
     p.set_defaults(func=cmd_merge)
 
-    p = sub.add_parser("stats", help="programs by family, heads per program, score quantiles")
+    p = sub.add_parser("stats", help="per level: distinct programs and shapes, sizes, families, score quantiles")
     p.add_argument("lib", metavar="LIB")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
@@ -45,11 +46,20 @@ def _load(path: str):
     return Library.load(path)
 
 
-def _entry(lib, h) -> dict:
-    return {**h.to_json(), "text": lib.program_text(h.program)}
+def _head(lib, h) -> dict:
+    """A head as `inspect --json` lists it: per level its program and what it is to a reader."""
+    from headcode.library.format import reading
+
+    levels = {}
+    for level, e in h.levels.items():
+        program = lib.programs[e.program]
+        levels[level.value] = {"program": program.text, "id": e.program, **reading(program), "source": e.source,
+                               "validation": dict(e.validation), "test": dict(e.test)}
+    return {"layer": h.layer, "head": h.head, "baselines": dict(h.baselines), "levels": levels}
 
 
 def cmd_inspect(args) -> int:
+    from headcode.dsl.describe import describe, family
     from headcode.library import FORMAT_VERSION
 
     lib = _load(args.lib)
@@ -60,25 +70,32 @@ def cmd_inspect(args) -> int:
             "created": lib.created,
             "content_hash": lib.content_hash,
             "model": lib.model.to_json(),
-            "corpus": dict(lib.corpus),
+            "split": {k: dict(v) if not isinstance(v, (str, int, bool)) else v for k, v in lib.split.items()},
+            "levels": [level.value for level in lib.levels],
             "num_programs": len(lib.programs),
             "num_heads": len(lib),
             "merged": dict(lib.merged),
-            "heads": [_entry(lib, h) for h in lib.values()],
-            "programs": {pid: lib.program_text(pid) for pid in lib.programs},
+            "heads": [_head(lib, h) for h in lib.values()],
         }, indent=2, ensure_ascii=False))
         return 0
-    m = lib.model
+    m, split = lib.model, lib.split
     print(f"library {args.lib}: version {lib.version}, created {lib.created}, format {FORMAT_VERSION}")
     print(f"model {m.name} ({m.architecture}, {m.num_layers} layers x {m.num_heads} heads, "
           f"{m.num_kv_heads} kv heads, {m.fingerprint[:19]}...)")
-    corpus = ", ".join(f"{k}={v}" for k, v in lib.corpus.items())
-    print(f"corpus {corpus}")
-    print(f"{len(lib)} heads, {len(lib.programs)} programs, {len(lib.merged)} merged, {lib.content_hash}")
+    print(f"split of {split['corpus']}: {split['shape']} sequences of at most {split['max_len']} tokens, seed "
+          f"{split['seed']}; " + ", ".join(f"{n} {k}" for k, n in split["sequences"].items()))
+    print(f"{len(lib)} heads, {len(lib.programs)} programs, levels {', '.join(x.value for x in lib.levels)}, "
+          f"{len(lib.merged)} merged, {lib.content_hash}")
     for h in lib.values():
-        scores = " ".join(f"{split[0]}.{k}={v:.3f}" for split in ("validation", "test")
-                          for k, v in getattr(h, split).items())
-        print(f"  L{h.layer}.H{h.head}\t{h.program}\t{scores}\t{lib.program_text(h.program)}")
+        print(f"\n{h.name}")
+        for level, e in h.levels.items():  # short first: the one people read
+            program = lib.programs[e.program]
+            scores = " ".join(f"{split[0]}.{k}={v:.3f}" for split in ("validation", "test")
+                              for k, v in getattr(e, split).items() if k in ("iou", "kl"))
+            shown = program.text if len(program.text) <= 200 or args.full else program.text[:197] + "..."
+            print(f"  {level.value:<5} {family(program).value}: {describe(program)}")
+            print(f"        {shown}")
+            print(f"        size {program.size}, {program.chars} chars, {e.source}; {scores}")
     return 0
 
 
@@ -123,17 +140,23 @@ def cmd_stats(args) -> int:
 
     s = summary(_load(args.lib))
     if args.json:
-        print(json.dumps(s, indent=2))
+        print(json.dumps(s, indent=2, ensure_ascii=False))
         return 0
     print(f"{s['num_heads']} heads, {s['num_programs']} programs")
-    print("families (programs / heads):")
-    for f, n in s["families"].items():
-        print(f"  {f:<20} {n['programs']:>5} {n['heads']:>6}")
-    print("heads per program (heads: programs):")
-    for k, v in s["heads_per_program"].items():
-        print(f"  {k:>5}: {v}")
-    for split, metrics in s["scores"].items():
-        for metric, q in metrics.items():
-            quant = " ".join(f"{k}={v:.3f}" for k, v in q.items() if k.startswith("q"))
-            print(f"{split} {metric}: n={q['count']} mean={q['mean']:.3f} {quant}")
+    for level, t in s["levels"].items():
+        print(f"\n{level}: {t['heads']} heads, {t['distinct_programs']} distinct programs, "
+              f"{t['distinct_shapes']} distinct shapes")
+        for what in ("size", "chars"):
+            q = t[what]
+            print(f"  {what:<6} median {q['q50']:g}, quartiles {q['q25']:g}-{q['q75']:g}, largest {q['q100']:g}")
+        print("  families: " + ", ".join(f"{f} {n}" for f, n in t["families"].items()))
+        print("  sources: " + ", ".join(f"{f} {n}" for f, n in t["sources"].items()))
+        print("  most shared shapes (heads: shape):")
+        for shape in t["shapes"][:8]:
+            text = shape["text"] if len(shape["text"]) <= 90 else shape["text"][:87] + "..."
+            print(f"    {shape['heads']:>4}: {text}")
+        for split, figures in t["scores"].items():
+            for figure, q in figures.items():
+                print(f"  {split} {figure}: n={q['count']} mean={q['mean']:.3f} "
+                      + " ".join(f"{k}={v:.3f}" for k, v in q.items() if k.startswith("q")))
     return 0

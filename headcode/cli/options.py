@@ -1,8 +1,11 @@
-"""Command-line options shared by the commands that read a model and a corpus."""
+"""Command-line options shared by the commands that read a model, a corpus or a level."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+_CUT = ("corpus", "shape", "max_len", "one_per_line", "seed")  # the SplitSpec fields set by add_corpus
 
 
 def positive(text: str) -> int:
@@ -22,19 +25,47 @@ def add_model(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help=f"registered name ({EMBEDDED}, the default), local path or Hugging Face name")
 
 
-def add_corpus(p: argparse.ArgumentParser, max_len: int = 128) -> None:
-    from headcode.loaders.corpora import DEFAULT
+def add_corpus(p: argparse.ArgumentParser, max_len: int = 128, from_library: bool = False) -> None:
+    """The options of a corpus cut (`loaders.corpora.SplitSpec`). With `from_library`,
+    each defaults to what the library records (`cut(args, base=...)`)."""
+    from headcode.loaders.corpora import DEFAULT, SHAPES
 
-    p.add_argument("--corpus", default=DEFAULT, metavar="C",
-                   help=f"'{DEFAULT}' (the shipped stories, the default), a UTF-8 text file, or hf:NAME[:SPLIT]")
-    p.add_argument("--one-per-line", action="store_true",
+    def default(value, text: str) -> tuple:
+        return (None, "the library's") if from_library else (value, text)
+
+    corpus, corpus_text = default(DEFAULT, f"'{DEFAULT}', the shipped stories")
+    p.add_argument("--corpus", default=corpus, metavar="C",
+                   help=f"the shipped stories ('{DEFAULT}'), a UTF-8 text file, or hf:NAME[:SPLIT] "
+                        f"(default: {corpus_text})")
+    p.add_argument("--one-per-line", action="store_const", const=True, default=None if from_library else False,
                    help="each non-empty line is one sequence, verbatim, truncated to --max-len tokens")
-    p.add_argument("--max-len", type=positive, default=max_len, metavar="L",
-                   help=f"tokens per sequence at most ({max_len})")
-    p.add_argument("--shape", choices=("packed", "paragraphs", "windows"), default="packed",
-                   help="packed: whole sentences up to --max-len (default); paragraphs: each paragraph, "
-                        "truncated; windows: consecutive paragraphs cut at exactly --max-len tokens")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test assignment (0)")
+    length, length_text = default(max_len, str(max_len))
+    p.add_argument("--max-len", type=positive, default=length, metavar="L",
+                   help=f"tokens per sequence at most (default: {length_text})")
+    shape, shape_text = default("packed", "packed")
+    p.add_argument("--shape", choices=tuple(SHAPES), default=shape,
+                   help="packed: whole sentences up to --max-len; paragraphs: each paragraph, truncated; "
+                        f"windows: consecutive paragraphs cut at exactly --max-len tokens (default: {shape_text})")
+    seed, seed_text = default(0, "0")
+    p.add_argument("--seed", type=int, default=seed,
+                   help=f"seed of the train/validation/test assignment (default: {seed_text})")
+
+
+def cut(args, base=None, **counts):
+    """The SplitSpec the options ask for: over `base` (a library's recorded cut) where
+    an option was not given, with `counts` (train=, validation=, test=) set."""
+    from headcode.loaders.corpora import SplitSpec
+
+    given = {k: getattr(args, k) for k in _CUT if getattr(args, k) is not None}
+    return dataclasses.replace(base or SplitSpec(), **given, **counts)
+
+
+def add_level(p: argparse.ArgumentParser, default: str) -> None:
+    from headcode.library import Level
+
+    p.add_argument("--level", choices=[level.value for level in Level], default=default,
+                   help=f"which of each head's programs: short (the one people read) or full (the most "
+                        f"faithful) (default: {default})")
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

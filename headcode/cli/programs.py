@@ -1,4 +1,4 @@
-"""Commands for writing programs by hand: check, fmt, canon, show."""
+"""Commands for writing programs by hand: check, fmt, canon, describe, show."""
 
 from __future__ import annotations
 
@@ -23,10 +23,16 @@ def register(subparsers) -> None:
     mode.add_argument("-w", "--write", action="store_true", help="rewrite the file in place (atomically)")
     p.set_defaults(func=cmd_fmt)
 
-    p = subparsers.add_parser("canon", help="print a program's canonical text and id")
+    p = subparsers.add_parser("canon", help="print a program's canonical text, id and size")
     p.add_argument("program", metavar="PROGRAM", help="program text, e.g. '0.3*bos + 0.7*prev(1)'")
-    p.add_argument("--json", action="store_true", help='print {"canonical": ..., "id": ...}')
+    p.add_argument("--json", action="store_true", help='print {"canonical": ..., "id": ..., "size": ..., "chars": ...}')
     p.set_defaults(func=cmd_canon)
+
+    p = subparsers.add_parser("describe", help="say what a program does in one sentence, and its family")
+    p.add_argument("program", metavar="PROGRAM", help="program text, e.g. 'last(punct) else bos'")
+    p.add_argument("--json", action="store_true",
+                   help='print {"program", "description", "family", "shape", "size", "chars"}')
+    p.set_defaults(func=cmd_describe)
 
     p = subparsers.add_parser("show", help="show a program's attention matrix on a sentence")
     p.add_argument("program", metavar="PROGRAM")
@@ -79,13 +85,29 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_canon(args) -> int:
-    pattern = dsl.parse(args.program)
-    text, pid = dsl.canonical_text(pattern), dsl.program_id(pattern)
+    program = dsl.Program.of(args.program)
     if args.json:
-        print(json.dumps({"canonical": text, "id": pid}))
+        print(json.dumps({"canonical": program.text, "id": program.id, "size": program.size,
+                          "chars": program.chars}))
     else:
-        print(text)
-        print(f"id: {pid}")
+        print(program.text)
+        print(f"id: {program.id}")
+        print(f"size: {program.size} atoms, {program.chars} characters")
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from headcode.dsl.describe import describe, family
+    from headcode.dsl.shape import shape_text
+
+    program = dsl.Program.of(args.program)
+    if args.json:
+        print(json.dumps({"program": program.text, "description": describe(program), "family": family(program).value,
+                          "shape": shape_text(program), "size": program.size, "chars": program.chars},
+                         ensure_ascii=False))
+    else:
+        print(describe(program))
+        print(f"family: {family(program).value}")
     return 0
 
 
@@ -99,20 +121,20 @@ def split_words(text: str) -> list[str]:
 
 def cmd_show(args) -> int:
     from headcode.compiler import compile_program
-    from headcode.compiler.tokens import TokenTable
+    from headcode.dsl import TokenTable
     from headcode.plots import png_heatmap, terminal_heatmap
 
-    pattern = dsl.parse(args.program)
+    program = dsl.Program.of(args.program)
     words = split_words(args.text)
     if not words:
         raise UserError("--text is empty: give a sentence to show the program on")
     table = TokenTable.from_words(words)
-    matrix = compile_program(dsl.canonical(pattern)).evaluate(table)
-    print(dsl.canonical_text(pattern))
+    matrix = compile_program(program).evaluate(table)
+    print(program.text)
     print(terminal_heatmap(matrix, words))
     if args.png:
         try:
-            png_heatmap(matrix, words, dsl.canonical_text(pattern), args.png)
+            png_heatmap(matrix, words, program.text, args.png)
         except OSError as err:
             raise UserError(f"{args.png}: cannot write: {err.strerror or err}") from None
         print(f"wrote {args.png}")

@@ -10,10 +10,11 @@ each head's perplexity increase on the validation split and ranks by that).
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 
-from headcode.cli.options import add_corpus, add_quiet, positive
+from headcode.cli.options import add_corpus, add_level, add_quiet, cut, positive
 from headcode.errors import UserError
 
 
@@ -21,11 +22,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("replace", help="replace heads by their programs; perplexity and QA per fraction")
     p.add_argument("--library", required=True, metavar="LIB")
     p.add_argument("--model", metavar="M", help="registered name, local path or hub name (default: the library's model)")
-    add_corpus(p)
-    p.set_defaults(seed=None)  # default: the library's recorded split seed
-    for action in p._actions:
-        if action.dest == "seed":
-            action.help = "seed of the train/validation/test assignment (default: the library's split seed)"
+    add_corpus(p, from_library=True)
+    add_level(p, "full")
     p.add_argument("--max-seqs", type=positive, default=200, metavar="N", help="test sequences at most (200)")
     p.add_argument("--fractions", type=_fractions, default=[0.0, 0.1, 0.25, 0.5, 1.0], metavar="F,...",
                    help="fractions of the model's heads to replace (0,0.1,0.25,0.5,1); 0 is always included")
@@ -79,33 +77,36 @@ def _qa_sets(text: str) -> list[str]:
 
 
 def cmd_replace(args) -> int:
-    from headcode.library import Library
-    from headcode.loaders.corpora import open_corpus
+    from headcode.library import Level, Library
+    from headcode.loaders.corpora import SplitSpec
     from headcode.loaders.models import load_model
-    from headcode.replace import evaluate, qa
+    from headcode.replace import choose_heads, measure, qa
+    from headcode.replace.attach import default_rank
 
     lib = Library.load(args.library)
-    seed = lib.corpus.get("split_seed", 0) if args.seed is None else args.seed
-    if seed != lib.corpus.get("split_seed", seed):
-        print(f"headcode: warning: seed {seed} is not the library's split seed {lib.corpus['split_seed']}; "
-              "the test split may hold text the programs were fitted on", file=sys.stderr)
+    level = Level(args.level)
+    recorded = SplitSpec.from_record(lib.split)
+    spec = cut(args, base=recorded, train=0, validation=args.validation_seqs, test=args.max_seqs)
+    differ = [f"{k} {getattr(spec, k)!r} (library: {getattr(recorded, k)!r})" for k in ("shape", "max_len",
+              "one_per_line", "seed") if getattr(spec, k) != getattr(recorded, k)]
+    if spec.corpus == recorded.corpus and differ:
+        print(f"headcode: warning: the corpus is cut differently from the library's record ({', '.join(differ)}); "
+              "its test split may hold text the programs were fitted on", file=sys.stderr)
     if args.png:
         _check_png(args.png)
     if args.measure_heads:
         Library.check_target(args.measure_heads)
     loaded = load_model(args.model or lib.model.name)
-    corpus = open_corpus(args.corpus)
-    tables = _tables(args, loaded, corpus, seed, "test", args.max_seqs)
+    tables = _tables(loaded, spec, "test")
     say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
-    rank_by = args.rank_by
     if args.measure_heads:
-        validation = _tables(args, loaded, corpus, seed, "validation", args.validation_seqs)
-        effects = evaluate.head_effects(loaded.model, loaded.tokenizer, lib, validation, batch_size=args.batch_size,
-                                        force=args.force, progress=not args.quiet)
-        lib = evaluate.with_effects(lib, effects)
+        validation = _tables(loaded, spec, "validation")
+        effects = measure.head_effects(loaded.model, loaded.tokenizer, lib, validation, level=level,
+                                       batch_size=args.batch_size, force=args.force, progress=not args.quiet)
+        lib = measure.with_effects(lib, effects, level)
         lib.save(args.measure_heads)
-        print(f"headcode: wrote {args.measure_heads}: validation kl and ppl_increase of {len(effects)} heads "
-              f"on {len(validation)} validation sequences", file=sys.stderr)
+        print(f"headcode: wrote {args.measure_heads}: validation kl and ppl_increase of {len(effects)} heads' "
+              f"{level.value} programs on {len(validation)} validation sequences", file=sys.stderr)
     sets, skipped = {}, {}
     for name in args.qa:
         try:
@@ -113,24 +114,21 @@ def cmd_replace(args) -> int:
         except qa.Unavailable as why:
             skipped[name] = str(why)
             print(f"headcode: note: QA set {name} skipped: {why}", file=sys.stderr)
-    from headcode.replace import choose_heads
-    from headcode.replace.attach import default_rank
-
-    rank_by = rank_by or default_rank(lib)
-
+    rank_by = args.rank_by or default_rank(lib, level)
     for fraction in args.fractions:  # refuse a bad ranking before the slow part
-        choose_heads(lib, loaded.n_layers * loaded.n_heads, fraction=fraction, rank_by=rank_by)
-    points = evaluate.curve(loaded.model, loaded.tokenizer, lib, tables, args.fractions, qa=sets,
-                            add_special_tokens=loaded.add_special_tokens, batch_size=args.batch_size,
-                            force=args.force, rank_by=rank_by, progress=say)
+        choose_heads(lib, loaded.n_layers * loaded.n_heads, fraction=fraction, rank_by=rank_by, level=level)
+    points = measure.curve(loaded.model, loaded.tokenizer, lib, tables, args.fractions, level=level, qa=sets,
+                           add_special_tokens=loaded.add_special_tokens, batch_size=args.batch_size,
+                           force=args.force, rank_by=rank_by, progress=say)
     report = {
-        "model": loaded.name, "library": str(args.library), "library_heads": len(lib),
-        "corpus": corpus.name, "split": "test", "seed": seed, "shape": args.shape, "max_len": args.max_len,
+        "model": loaded.name, "library": str(args.library), "library_heads": len(lib), "level": level.value,
+        "corpus": spec.corpus, "split": "test", "seed": spec.seed, "shape": spec.shape, "max_len": spec.max_len,
         "sequences": len(tables), "tokens": points[0]["tokens"],
         "heads_in_model": loaded.n_layers * loaded.n_heads, "rank_by": rank_by, "qa_skipped": skipped, "points": points,
     }
     if args.png:
-        _plot(points, f"{loaded.name}: {lib.model.name} library on {corpus.name} (test split)", args.png)
+        _plot(points, f"{loaded.name}: {lib.model.name} library ({level.value}) on {spec.corpus} (test split)",
+              args.png)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -140,18 +138,13 @@ def cmd_replace(args) -> int:
     return 0
 
 
-def _tables(args, loaded, corpus, seed: int, split: str, count: int) -> list:
-    from headcode.loaders.corpora import sequences
-
-    tables = []
-    for seq in sequences(corpus, loaded.tokenizer, args.max_len, add_special_tokens=loaded.add_special_tokens,
-                         one_per_line=args.one_per_line, seed=seed, splits=[split], shape=args.shape):
-        if len(seq.table) >= 2:
-            tables.append(seq.table)
-            if len(tables) >= count:
-                break
+def _tables(loaded, spec, split: str) -> list:
+    """The token tables of one split of the cut (sequences of at least 2 tokens)."""
+    stream = (seq.table for seq in spec.stream(loaded.tokenizer, loaded.add_special_tokens, splits=[split])
+              if len(seq.table) >= 2)
+    tables = list(itertools.islice(stream, spec.counts[split]))
     if not tables:
-        raise UserError(f"{corpus.name}: no {split}-split sequences of at least 2 tokens (seed {seed})")
+        raise UserError(f"{spec.corpus}: no {split}-split sequences of at least 2 tokens (seed {spec.seed})")
     return tables
 
 

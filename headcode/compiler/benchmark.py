@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 
 from headcode import dsl
-from headcode.compiler.tokens import TokenTable
+from headcode.dsl.tokens import TokenTable
 
 TEXT = (
     'Once upon a time , a little girl named Lily found a red ball in the park . She said , " Look , '
@@ -76,7 +76,7 @@ def programs(count: int = 300, seed: int = 0) -> list[str]:
     seen: dict[str, str] = {}
     while len(seen) < count:
         text = make()
-        seen.setdefault(dsl.program_id(text), text)
+        seen.setdefault(dsl.Program.of(text).id, text)
     return list(seen.values())
 
 
@@ -125,7 +125,7 @@ start = time.perf_counter()
 from headcode import dsl
 from headcode.compiler import evaluate_many
 from headcode.compiler.benchmark import programs, sequence
-patterns = [dsl.parse(p) for p in programs()]
+patterns = [dsl.Program.of(p) for p in programs()]
 evaluate_many(patterns, sequence())
 print(json.dumps({"seconds": time.perf_counter() - start}))
 """
@@ -142,7 +142,7 @@ def run(python_sample: int = 30) -> dict[str, float]:
     from headcode.compiler.loops import loop_evaluate
 
     table = sequence()
-    patterns = [dsl.canonical(dsl.parse(p)) for p in programs()]
+    patterns = [dsl.Program.of(p) for p in programs()]
     batch = ProgramBatch(patterns)
     batch.evaluate(table)  # compile or load the kernels before timing
     kernel_s = _best(lambda: batch.evaluate(table), 10)
@@ -151,7 +151,7 @@ def run(python_sample: int = 30) -> dict[str, float]:
     sample = patterns[:: max(1, len(patterns) // python_sample)][:python_sample]
     python_s = _best(lambda: [loop_evaluate(p, table) for p in sample], 1)
     per_program = kernel_s / len(patterns)
-    fitted = [dsl.canonical(dsl.parse(p)) for p in fitted_programs()]
+    fitted = [dsl.Program.of(p) for p in fitted_programs()]
     fitted_batch = ProgramBatch(fitted)
     fitted_batch.evaluate(table)
     fitted_s = _best(lambda: fitted_batch.evaluate(table), 10)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from headcode.compiler.tokens import TokenTable
-from headcode.dsl import ir
+from headcode.dsl import Program, ir
 from headcode.dsl.features import CmpOp, Distance, Side
+from headcode.dsl.tokens import TokenTable
 
 _OPS: dict[CmpOp, Callable[[float, float], bool]] = {
     CmpOp.EQ: lambda a, b: a == b, CmpOp.NE: lambda a, b: a != b, CmpOp.LT: lambda a, b: a < b,
@@ -25,9 +25,9 @@ _OPS: dict[CmpOp, Callable[[float, float], bool]] = {
 Pair = Callable[[int, int], float]
 
 
-def loop_evaluate(pattern: ir.Pattern, table: TokenTable) -> list[list[float]]:
+def loop_evaluate(program: Program, table: TokenTable) -> list[list[float]]:
     n = len(table)
-    rows = _pattern(pattern, table)
+    rows = _pattern(program.ir, table)
     matrix = []
     for i in range(n):
         row = rows(i)
@@ -44,15 +44,15 @@ def _value(side: Side, values: list) -> Pair:
 def _selector(sel: ir.Selector, t: TokenTable) -> Pair:
     if isinstance(sel, ir.Const):
         return lambda i, j: sel.value
-    if isinstance(sel, ir.Cmp):
-        left, compare = _value(sel.side, t.column(sel.feature).tolist()), _OPS[sel.op]
-        if sel.other is None:
-            return lambda i, j: compare(left(i, j), sel.offset)
-        right = t.column(sel.other).tolist()
-        return lambda i, j: compare(left(i, j), right[i] + sel.offset)
+    if isinstance(sel, ir.Threshold):
+        value, compare = _value(sel.side, t.column(sel.feature).tolist()), _OPS[sel.op]
+        return lambda i, j: compare(value(i, j), sel.value)
+    if isinstance(sel, ir.Rel):
+        key, query, compare = t.column(sel.feature).tolist(), t.column(sel.other).tolist(), _OPS[sel.op]
+        return lambda i, j: compare(key[j], query[i] + sel.offset)
     if isinstance(sel, ir.Cls):
         return _value(sel.side, [v == 1 for v in t.column(sel.cls).tolist()])
-    if isinstance(sel, ir.Words):
+    if isinstance(sel, ir.WordSet):
         return _value(sel.side, [w in sel.words for w in t.texts])
     if isinstance(sel, ir.Not):
         arg = _selector(sel.arg, t)
@@ -130,7 +130,7 @@ def _factor(f: ir.Factor, t: TokenTable) -> Pair:
         if f.kind is Distance.DIST:
             return lambda i, j: float(i - j)
         return lambda i, j: math.log1p(i - j)
-    if isinstance(f, ir.Table):
+    if isinstance(f, ir.WordTable):
         weights = dict(f.entries)
         return _value(f.side, [weights.get(w, 0.0) for w in t.texts])
     sel = _selector(f, t)

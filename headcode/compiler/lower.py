@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from headcode.compiler.terms import Kind, Relation, SplitTerm, split
-from headcode.compiler.tokens import COLUMNS, column_index
 from headcode.dsl import ir
 from headcode.dsl.features import CmpOp, Distance, Side
+from headcode.dsl.tokens import COLUMNS, column_index
 
 
 class Op(enum.IntEnum):
@@ -90,7 +90,7 @@ CMP_CODES = {CmpOp.EQ: 0, CmpOp.NE: 1, CmpOp.LT: 2, CmpOp.LE: 3, CmpOp.GT: 4, Cm
 WIDTH = 9  # ints per instruction: op, dst, a, b, c, d, e, lo, hi
 NO_LO = -(1 << 40)  # `lo` of a band unbounded below (any j - i >= -n would do)
 
-LexicalNode = ir.Words | ir.Table
+LexicalNode = ir.WordSet | ir.WordTable
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,13 +153,13 @@ class _Builder:
     def selector(self, sel: ir.Selector) -> int:
         if isinstance(sel, ir.Const):
             return self.emit(Op.FILL, self.alloc(), x=1.0 if sel.value else 0.0)
-        if isinstance(sel, ir.Cmp):
-            code, col = CMP_CODES[sel.op], column_index(sel.feature)
-            if sel.other is not None:
-                return self.emit(Op.CMP_KQ, self.alloc(), col, code, column_index(sel.other), x=sel.offset)
+        if isinstance(sel, ir.Rel):
+            return self.emit(Op.CMP_KQ, self.alloc(), column_index(sel.feature), CMP_CODES[sel.op],
+                             column_index(sel.other), x=sel.offset)
+        if isinstance(sel, ir.Threshold):
             op = Op.CMP_K if sel.side is Side.KEY else Op.CMP_Q
-            return self.emit(op, self.alloc(), col, code, x=sel.offset)
-        if isinstance(sel, (ir.Cls, ir.Words)):
+            return self.emit(op, self.alloc(), column_index(sel.feature), CMP_CODES[sel.op], x=sel.value)
+        if isinstance(sel, (ir.Cls, ir.WordSet)):
             col = column_index(sel.cls) if isinstance(sel, ir.Cls) else self.lexical_column(sel)
             op = Op.CMP_K if sel.side is Side.KEY else Op.CMP_Q
             return self.emit(op, self.alloc(), col, CMP_CODES[CmpOp.EQ], x=1.0)
@@ -269,13 +269,13 @@ class _Builder:
 
     def vector(self, f: ir.Factor) -> int:
         """A one-sided factor (or a constant selector) as a fresh vector register."""
-        if isinstance(f, ir.Table):
+        if isinstance(f, ir.WordTable):
             return self.emit(Op.V_COL, self.valloc(), self.lexical_column(f))
         if isinstance(f, ir.Const):
             return self.emit(Op.V_FILL, self.valloc(), x=1.0 if f.value else 0.0)
-        if isinstance(f, ir.Cmp):  # one-sided: `side.feature OP offset`
-            return self.emit(Op.V_CMP, self.valloc(), column_index(f.feature), CMP_CODES[f.op], x=f.offset)
-        if isinstance(f, (ir.Cls, ir.Words)):
+        if isinstance(f, ir.Threshold):
+            return self.emit(Op.V_CMP, self.valloc(), column_index(f.feature), CMP_CODES[f.op], x=f.value)
+        if isinstance(f, (ir.Cls, ir.WordSet)):
             col = column_index(f.cls) if isinstance(f, ir.Cls) else self.lexical_column(f)
             return self.emit(Op.V_CMP, self.valloc(), col, CMP_CODES[CmpOp.EQ], x=1.0)
         if isinstance(f, ir.Not):

@@ -1,12 +1,12 @@
 """Compiled programs and batch evaluation: the compiler's public entry points.
 
-    >>> from headcode.compiler import compile_program, evaluate_many
-    >>> compile_program(dsl.parse("prev(1) else bos")).evaluate(table)      # one program
-    >>> evaluate_many([p1, p2, p3], table)                                   # [3, n, n], one kernel call
-    >>> compile_program(p).evaluate_batch([t1, t2])                          # one program, many sequences
+    compile_program(Program.of("prev(1) else bos")).evaluate(table)    # one program
+    evaluate_many([p1, p2, p3], table)                                  # [3, n, n], one kernel call
+    compile_program(p).evaluate_batch([t1, t2])                         # one program, many sequences
 
-A program is canonicalised, lowered to a tape (`lower`) and run by the fixed kernels
-(`kernels`); the only per-sequence work in Python is filling the lexical columns.
+A program (`headcode.dsl.Program`, canonical already) is lowered to a tape (`lower`)
+and run by the fixed kernels (`kernels`); the only per-sequence work in Python is
+filling the lexical columns.
 """
 
 from __future__ import annotations
@@ -19,23 +19,18 @@ import numpy as np
 
 from headcode.compiler.kernels import run_tapes
 from headcode.compiler.lower import WIDTH, Op, Tape, lower
-from headcode.compiler.tokens import COLUMNS, TokenTable
-from headcode.dsl import canonical, ir
+from headcode.dsl import Program, ir
 from headcode.dsl.features import Feature
-
-
-@functools.lru_cache(maxsize=4096)
-def _tape(pattern: ir.Pattern, positional: bool) -> Tape:
-    return lower(canonical(pattern), positional)
+from headcode.dsl.tokens import COLUMNS, TokenTable
 
 
 class CompiledProgram:
     """One program, ready to run on any token table."""
 
-    def __init__(self, pattern: ir.Pattern) -> None:
-        self.pattern = pattern
-        self.tape = _tape(pattern, True)
-        self._batch = ProgramBatch([pattern])
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self._batch = ProgramBatch([program])
+        self.tape = self._batch.tapes[0]
 
     def evaluate(self, table: TokenTable) -> np.ndarray:
         """float64[n, n]: row i is the program's distribution over keys j <= i."""
@@ -46,18 +41,18 @@ class CompiledProgram:
         return [self.evaluate(t) for t in tables]
 
 
-def compile_program(pattern: ir.Pattern) -> CompiledProgram:
-    return CompiledProgram(pattern)
+def compile_program(program: Program) -> CompiledProgram:
+    return CompiledProgram(program)
 
 
-def evaluate_many(patterns: Sequence[ir.Pattern], table: TokenTable) -> np.ndarray:
+def evaluate_many(programs: Sequence[Program], table: TokenTable) -> np.ndarray:
     """float64[k, n, n]: every program on one sequence, in one kernel call."""
-    return ProgramBatch(patterns).evaluate(table)
+    return ProgramBatch(programs).evaluate(table)
 
 
-def evaluate_batch(pattern: ir.Pattern, tables: Sequence[TokenTable]) -> list[np.ndarray]:
+def evaluate_batch(program: Program, tables: Sequence[TokenTable]) -> list[np.ndarray]:
     """One program on many sequences."""
-    return compile_program(pattern).evaluate_batch(tables)
+    return compile_program(program).evaluate_batch(tables)
 
 
 @functools.lru_cache(maxsize=64)
@@ -69,9 +64,9 @@ def _back(n: int) -> np.ndarray:
     return back
 
 
-def lexical_values(node: ir.Words | ir.Table, texts: Sequence[str]) -> np.ndarray:
+def lexical_values(node: ir.WordSet | ir.WordTable, texts: Sequence[str]) -> np.ndarray:
     """Per-token values of a word set (1 for members, else 0) or a word table (weight, else 0)."""
-    if isinstance(node, ir.Words):
+    if isinstance(node, ir.WordSet):
         members = frozenset(node.words)
         return np.fromiter((t in members for t in texts), dtype=np.float64, count=len(texts))
     weights = dict(node.entries)
@@ -96,16 +91,19 @@ class ProgramBatch:
     that reads the column like any other feature is built on first use.
     """
 
-    def __init__(self, patterns: Sequence[ir.Pattern]) -> None:
-        self.patterns = list(patterns)
-        self.size = len(self.patterns)
-        self.lexical: dict[ir.Words | ir.Table, int] = {}
+    def __init__(self, programs: Sequence[Program]) -> None:
+        self.programs = list(programs)
+        for p in self.programs:
+            if not isinstance(p, Program):
+                raise TypeError(f"compile Programs (dsl.Program.of(text_or_tree)), not {type(p).__name__}")
+        self.size = len(self.programs)
+        self.lexical: dict[ir.WordSet | ir.WordTable, int] = {}
         self._index: tuple[int, tuple] | None = None  # (len(lexical) when built, `_word_index()`)
-        self._joined = {True: self._join(True)}
+        self.tapes = [lower(p.ir, True) for p in self.programs]
+        self._joined = {True: self._join(self.tapes)}
         self.code, self.values, self.starts, self.results, self.registers, self.vectors = self._joined[True]
 
-    def _join(self, positional: bool) -> tuple:
-        tapes = [_tape(p, positional) for p in self.patterns]
+    def _join(self, tapes: list[Tape]) -> tuple:
         codes, values, starts = [], [], [0]
         for tape in tapes:
             code = tape.code
@@ -159,7 +157,7 @@ class ProgramBatch:
             cols: list[int] = []
             vals: list[float] = []
             for node, k in self.lexical.items():
-                weights = dict.fromkeys(node.words, 1.0) if isinstance(node, ir.Words) else dict(node.entries)
+                weights = dict.fromkeys(node.words, 1.0) if isinstance(node, ir.WordSet) else dict(node.entries)
                 words.extend(weights)
                 vals.extend(weights.values())
                 cols.extend([len(COLUMNS) + k] * len(weights))
@@ -178,7 +176,7 @@ class ProgramBatch:
         if self.size and n:
             positional = bool(np.array_equal(table.column(Feature.POS), np.arange(n)))
             if positional not in self._joined:
-                self._joined[positional] = self._join(positional)
+                self._joined[positional] = self._join([lower(p.ir, positional) for p in self.programs])
             code, values, starts, results, registers, vectors = self._joined[positional]
             bits = np.empty((numba.get_num_threads(), n), dtype=np.int64)
             run_tapes(code, values, starts, results, registers, vectors, self.columns(table), _back(n),

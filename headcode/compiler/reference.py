@@ -17,9 +17,9 @@ import functools
 
 import numpy as np
 
-from headcode.compiler.tokens import TokenTable
-from headcode.dsl import ir
+from headcode.dsl import Program, ir
 from headcode.dsl.features import CmpOp, Distance, Side
+from headcode.dsl.tokens import TokenTable
 
 COMPARE = {
     CmpOp.EQ: np.equal, CmpOp.NE: np.not_equal, CmpOp.LT: np.less,
@@ -27,12 +27,13 @@ COMPARE = {
 }
 
 
-def reference_evaluate(pattern: ir.Pattern, table: TokenTable) -> np.ndarray:
-    """The program's float64[n, n] attention matrix on one token sequence."""
+def reference_evaluate(program: Program | ir.Pattern, table: TokenTable) -> np.ndarray:
+    """The program's float64[n, n] attention matrix on one token sequence. Any core
+    tree has a meaning, canonical or not, so trees are taken as well as programs."""
     n = len(table)
     if n == 0:
         return np.zeros((0, 0))
-    rows = _pattern(pattern, table)
+    rows = _pattern(program.ir if isinstance(program, Program) else program, table)
     empty = rows.sum(axis=1) == 0
     rows[empty, 0] = 1.0
     return rows
@@ -62,13 +63,16 @@ def _(sel: ir.Const, table):
 
 
 @_selector.register
-def _(sel: ir.Cmp, table):
-    left = _side_values(table.column(sel.feature).astype(np.float64), sel.side)
-    if sel.other is None:
-        right = float(sel.offset)
-    else:
-        right = _side_values(table.column(sel.other).astype(np.float64), Side.QUERY) + sel.offset
-    return _causal(len(table)) & COMPARE[sel.op](left, right)
+def _(sel: ir.Threshold, table):
+    values = _side_values(table.column(sel.feature).astype(np.float64), sel.side)
+    return _causal(len(table)) & COMPARE[sel.op](values, float(sel.value))
+
+
+@_selector.register
+def _(sel: ir.Rel, table):
+    key = _side_values(table.column(sel.feature).astype(np.float64), Side.KEY)
+    query = _side_values(table.column(sel.other).astype(np.float64), Side.QUERY)
+    return _causal(len(table)) & COMPARE[sel.op](key, query + sel.offset)
 
 
 @_selector.register
@@ -77,7 +81,7 @@ def _(sel: ir.Cls, table):
 
 
 @_selector.register
-def _(sel: ir.Words, table):
+def _(sel: ir.WordSet, table):
     members = frozenset(sel.words)
     hits = np.array([t in members for t in table.texts], dtype=bool)
     return _causal(len(table)) & _side_values(hits, sel.side)
@@ -181,7 +185,7 @@ def factor_values(f: ir.Factor, table: TokenTable) -> np.ndarray:
     if isinstance(f, ir.Dist):
         d = np.maximum(np.arange(n)[:, None] - np.arange(n)[None, :], 0).astype(np.float64)
         return d if f.kind is Distance.DIST else np.log1p(d)
-    if isinstance(f, ir.Table):
+    if isinstance(f, ir.WordTable):
         weights = dict(f.entries)
         values = np.array([weights.get(t, 0.0) for t in table.texts], dtype=np.float64)
         return _side_values(values, f.side)

@@ -50,7 +50,7 @@ class Relation:
     """
 
     kind: Kind
-    cmp: ir.Cmp | None = None
+    cmp: ir.Rel | None = None
     factors: tuple[ir.Factor, ...] = ()
     lo: int | None = UNBOUNDED
     hi: int = 0
@@ -117,7 +117,7 @@ def _narrow(lo: int | None, other: int | None) -> int | None:
 
 def _band(f: ir.Factor) -> tuple[int | None, int] | None:
     """`key.pos OP query.pos + c` as bounds on j - i, or None if f is not such a band."""
-    if not (isinstance(f, ir.Cmp) and f.feature is Feature.POS and f.other is Feature.POS):
+    if not (isinstance(f, ir.Rel) and f.feature is Feature.POS and f.other is Feature.POS):
         return None
     c = f.offset
     return {
@@ -130,9 +130,9 @@ def _sides(f: ir.Factor) -> set[Side | None]:
     """The sides a factor reads; None in the set means it relates the two."""
     if isinstance(f, ir.Dist):
         return {None}
-    if isinstance(f, ir.Cmp):
-        return {f.side} if f.other is None else {None}
-    if isinstance(f, (ir.Cls, ir.Words, ir.Table)):
+    if isinstance(f, ir.Rel):
+        return {None}
+    if isinstance(f, (ir.Threshold, ir.Cls, ir.WordSet, ir.WordTable)):
         return {f.side}
     out: set[Side | None] = set()
     for child in ir.children(f):
@@ -145,7 +145,7 @@ def _relation(rest: list[ir.Factor], lo: int | None, hi: int) -> Relation:
         return Relation(Kind.NONE, lo=lo, hi=hi)
     if len(rest) == 1:
         f = rest[0]
-        if isinstance(f, ir.Cmp):
+        if isinstance(f, ir.Rel):
             return Relation(Kind.CMP, cmp=f, lo=lo, hi=hi)
         if isinstance(f, ir.Dist):
             kind = Kind.DIST if f.kind is Distance.DIST else Kind.LOG_DIST

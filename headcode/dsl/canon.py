@@ -75,9 +75,7 @@ def holds_at_self(sel: ir.Selector) -> bool:
     """Whether the selector is true for key j = i in every row (so never empty)."""
     if isinstance(sel, ir.Const):
         return sel.value
-    if isinstance(sel, ir.Cmp) and sel.other is not None and (
-        sel.feature is sel.other or {sel.feature, sel.other} == {Feature.TOK}
-    ):
+    if isinstance(sel, ir.Rel) and sel.feature is sel.other:
         return _compare(0, sel.op, sel.offset)
     if isinstance(sel, ir.And):
         return all(holds_at_self(a) for a in sel.args)
@@ -90,8 +88,8 @@ def holds_at_first(sel: ir.Selector) -> bool:
     """Whether the selector is true for key j = 0 in every row (ordinal features are 0 there)."""
     if isinstance(sel, ir.Const):
         return sel.value
-    if isinstance(sel, ir.Cmp) and sel.side is Side.KEY and sel.other is None and sel.feature.ordinal:
-        return _compare(0, sel.op, sel.offset)
+    if isinstance(sel, ir.Threshold) and sel.side is Side.KEY:
+        return _compare(0, sel.op, sel.value)
     if isinstance(sel, ir.And):
         return all(holds_at_first(a) for a in sel.args)
     if isinstance(sel, ir.Or):
@@ -122,17 +120,6 @@ def _compare(a: int, op: CmpOp, b: int) -> bool:
 
 def selector(sel: ir.Selector) -> ir.Selector:
     """The canonical form of a selector."""
-    try:
-        return _known_selector(sel)
-    except TypeError:  # unhashable: a hand-built node with a list inside
-        return _selector(sel, negate=False)
-
-
-# Programs use a small vocabulary of conditions (`prev(1) and query.cap` in term
-# after term, program after program), so canonical selectors are remembered.
-# Keyed by value: equal selectors have one canonical form.
-@functools.lru_cache(maxsize=1 << 12)
-def _known_selector(sel: ir.Selector) -> ir.Selector:
     return _selector(sel, negate=False)
 
 
@@ -141,12 +128,11 @@ def _selector(sel: ir.Selector, negate: bool) -> ir.Selector:
         return _selector(sel.arg, not negate)
     if isinstance(sel, ir.Const):
         return ir.Const(sel.value != negate)
-    if isinstance(sel, ir.Cmp):
-        op = _NEGATED[sel.op] if negate else sel.op
-        return _and_group([ir.Cmp(sel.side, sel.feature, op, sel.other, sel.offset)])
-    if isinstance(sel, (ir.Cls, ir.Words)):
-        atom = ir.Words(sel.side, tuple(sorted(set(sel.words)))) if isinstance(sel, ir.Words) else sel
-        if isinstance(atom, ir.Words) and not atom.words:
+    if isinstance(sel, _COMPARISONS):
+        return _and_group([_compared(sel, _NEGATED[sel.op], _bound(sel)) if negate else sel])
+    if isinstance(sel, (ir.Cls, ir.WordSet)):
+        atom = ir.WordSet(sel.side, tuple(sorted(set(sel.words)))) if isinstance(sel, ir.WordSet) else sel
+        if isinstance(atom, ir.WordSet) and not atom.words:
             return ir.Const(negate)
         return ir.Not(atom) if negate else atom
     # De Morgan: a negated `and` is an `or` of negations, and vice versa.
@@ -166,8 +152,8 @@ def _and(args: list[ir.Selector]) -> ir.Selector:
     args = [a for a in _flatten(args, ir.And) if a != TRUE]
     if FALSE in args:
         return FALSE
-    cmps = [a for a in args if isinstance(a, ir.Cmp)]
-    rest = [a for a in args if not isinstance(a, ir.Cmp)]
+    cmps = [a for a in args if isinstance(a, _COMPARISONS)]
+    rest = [a for a in args if not isinstance(a, _COMPARISONS)]
     merged = _and_group(cmps)
     rest.extend(merged.args if isinstance(merged, ir.And) else (merged,))
     rest = _merge_words(rest, intersect=True)
@@ -191,10 +177,9 @@ def _finish(args, kind, absorbing, neutral) -> ir.Selector:
     for a in unique:
         if isinstance(a, ir.Not) and a.arg in unique:  # x and not x / x or not x
             return absorbing
-    ordered = sorted(unique, key=_sort_key)
-    if not ordered:
-        return neutral
-    return ordered[0] if len(ordered) == 1 else kind(tuple(ordered))
+    if len(unique) <= 1:
+        return next(iter(unique), neutral)
+    return kind(tuple(sorted(unique, key=_sort_key)))
 
 
 def _merge_words(args: list[ir.Selector], intersect: bool) -> list[ir.Selector]:
@@ -202,7 +187,7 @@ def _merge_words(args: list[ir.Selector], intersect: bool) -> list[ir.Selector]:
     sets: dict[Side, set[str]] = {}
     out = []
     for a in args:
-        if isinstance(a, ir.Words):
+        if isinstance(a, ir.WordSet):
             if a.side in sets:
                 sets[a.side] = sets[a.side] & set(a.words) if intersect else sets[a.side] | set(a.words)
             else:
@@ -210,17 +195,29 @@ def _merge_words(args: list[ir.Selector], intersect: bool) -> list[ir.Selector]:
         else:
             out.append(a)
     for side, words in sets.items():
-        out.append(ir.Words(side, tuple(sorted(words))) if words else ir.Const(not intersect))
+        out.append(ir.WordSet(side, tuple(sorted(words))) if words else ir.Const(not intersect))
     return out
 
 
-def _and_group(cmps: list[ir.Cmp]) -> ir.Selector:
-    """Comparisons under one `and`: one interval per (side, feature, other)."""
-    groups: dict[tuple, list[ir.Cmp]] = defaultdict(list)
+_COMPARISONS = (ir.Rel, ir.Threshold)
+
+
+def _bound(c: ir.Rel | ir.Threshold) -> int:
+    return c.offset if isinstance(c, ir.Rel) else c.value
+
+
+def _compared(c: ir.Rel | ir.Threshold, op: CmpOp, bound: int) -> ir.Rel | ir.Threshold:
+    """The comparison of c's quantity with another operator and bound."""
+    return ir.Rel(c.feature, op, c.other, bound) if isinstance(c, ir.Rel) else ir.Threshold(c.side, c.feature, op, bound)
+
+
+def _and_group(cmps: list[ir.Rel | ir.Threshold]) -> ir.Selector:
+    """Comparisons under one `and`: one interval per compared quantity (see `_interval`)."""
+    groups: dict[tuple, list] = defaultdict(list)
     for c in cmps:
-        groups[(c.side, c.feature, c.other)].append(c)
+        groups[(type(c), c.feature, c.other if isinstance(c, ir.Rel) else c.side)].append(c)
     out: list[ir.Selector] = []
-    for (side, feature, other), members in groups.items():
+    for (kind, feature, _), members in groups.items():
         if not feature.ordinal:
             # Token ids: only == and != with offset 0 exist (the checker sees to it).
             ops = {c.op for c in members}
@@ -228,34 +225,36 @@ def _and_group(cmps: list[ir.Cmp]) -> ir.Selector:
                 return FALSE
             out.append(members[0])
             continue
-        merged = _interval(side, feature, other, members)
+        merged = _interval(members)
         if merged == FALSE:
             return FALSE
         out.extend(merged)
     return _finish([a for a in out if a != TRUE], ir.And, absorbing=FALSE, neutral=TRUE) if out else TRUE
 
 
-def _interval(side, feature, other, members: list[ir.Cmp]) -> list[ir.Selector] | ir.Const:
+def _interval(members: list[ir.Rel | ir.Threshold]) -> list[ir.Selector] | ir.Const:
     """Intersect the constraints on one ordinal quantity x and re-emit them minimally.
 
-    x is key.F - query.F (causality: x <= 0) when comparing sides, else the
-    feature itself (x >= 0). Integers, so `x < c` is `x <= c - 1`.
+    x is key.F - query.F (causality: x <= 0) for a relation, the feature itself
+    (x >= 0) for a threshold. Integers, so `x < c` is `x <= c - 1`.
     """
-    implied_lo, implied_hi = (-math.inf, 0) if other is not None else (0, math.inf)
+    first = members[0]
+    implied_lo, implied_hi = (-math.inf, 0) if isinstance(first, ir.Rel) else (0, math.inf)
     lo, hi, holes = implied_lo, implied_hi, set()
     for c in members:
+        bound = _bound(c)
         if c.op is CmpOp.EQ:
-            lo, hi = max(lo, c.offset), min(hi, c.offset)
+            lo, hi = max(lo, bound), min(hi, bound)
         elif c.op is CmpOp.LE:
-            hi = min(hi, c.offset)
+            hi = min(hi, bound)
         elif c.op is CmpOp.LT:
-            hi = min(hi, c.offset - 1)
+            hi = min(hi, bound - 1)
         elif c.op is CmpOp.GE:
-            lo = max(lo, c.offset)
+            lo = max(lo, bound)
         elif c.op is CmpOp.GT:
-            lo = max(lo, c.offset + 1)
+            lo = max(lo, bound + 1)
         else:
-            holes.add(c.offset)
+            holes.add(bound)
     while lo in holes:
         lo += 1
     while hi in holes:
@@ -264,7 +263,7 @@ def _interval(side, feature, other, members: list[ir.Cmp]) -> list[ir.Selector] 
         return FALSE
 
     def make(op, value):
-        return ir.Cmp(side, feature, op, other, int(value))
+        return _compared(first, op, int(value))
 
     if lo == hi:
         return [make(CmpOp.EQ, lo)]
@@ -280,8 +279,8 @@ def _interval(side, feature, other, members: list[ir.Cmp]) -> list[ir.Selector] 
 def single_key(sel: ir.Selector) -> bool:
     """Whether a selector picks at most one key per row (an exact position)."""
     exact = (
-        lambda c: isinstance(c, ir.Cmp) and c.op is CmpOp.EQ and c.feature is Feature.POS
-        and c.side is Side.KEY
+        lambda c: isinstance(c, (ir.Rel, ir.Threshold)) and c.op is CmpOp.EQ and c.feature is Feature.POS
+        and (isinstance(c, ir.Rel) or c.side is Side.KEY)
     )
     if exact(sel):
         return True
@@ -292,9 +291,9 @@ def query_only(sel: ir.Selector) -> bool:
     """Whether a selector reads only the query (so it is constant along a row)."""
     if isinstance(sel, ir.Const):
         return True
-    if isinstance(sel, ir.Cmp):
-        return sel.side is Side.QUERY
-    if isinstance(sel, (ir.Cls, ir.Words)):
+    if isinstance(sel, ir.Rel):
+        return False
+    if isinstance(sel, (ir.Threshold, ir.Cls, ir.WordSet)):
         return sel.side is Side.QUERY
     if isinstance(sel, ir.Not):
         return query_only(sel.arg)
@@ -390,13 +389,14 @@ def _largest_remainder(weights: list[float], text: list[str]) -> list[int]:
     """Weights as whole grid units summing exactly to GRID (Hamilton's method).
 
     Ties go to the term whose text sorts first, so the result does not depend on
-    the order the terms were written in.
+    the order the terms were written in: the total is summed exactly (fsum) and
+    remainders that differ only by float rounding (below 1e-9) count as ties.
     """
-    total_weight = sum(weights)
+    total_weight = math.fsum(weights)
     shares = [w / total_weight * GRID for w in weights]
     units = [math.floor(s + 1e-9) for s in shares]
     left = GRID - sum(units)
-    by_remainder = sorted(range(len(shares)), key=lambda k: (-(shares[k] - units[k]), text[k]))
+    by_remainder = sorted(range(len(shares)), key=lambda k: (-round(shares[k] - units[k], 9), text[k]))
     for k in by_remainder[: max(left, 0)]:
         units[k] += 1
     return units
@@ -420,7 +420,7 @@ def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:
     """One softmax term in canonical shape: [selector] [distances...] [tables...]."""
     sels = [f for f in term.factors if isinstance(f, ir.SELECTOR_TYPES)]
     dists = sorted((f for f in term.factors if isinstance(f, ir.Dist)), key=lambda d: d.kind.value)
-    tables = [f for f in term.factors if isinstance(f, ir.Table)]
+    tables = [f for f in term.factors if isinstance(f, ir.WordTable)]
     sel = selector(ir.And(tuple(sels))) if sels else TRUE
     if sel == FALSE or term.weight == 0:
         return None
@@ -431,7 +431,7 @@ def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:
         entries = _table_entries(t.entries, scale)
         if not entries:
             return None  # the table is zero everywhere, so is the term
-        canon_tables.append(ir.Table(t.side, entries))
+        canon_tables.append(ir.WordTable(t.side, entries))
     if canon_tables:
         weight = 1.0
     weight = grid(weight)
@@ -472,7 +472,7 @@ def _row_constant(factors) -> bool:
     for f in factors:
         if isinstance(f, ir.Dist):
             return False
-        if isinstance(f, ir.Table) and f.side is Side.KEY:
+        if isinstance(f, ir.WordTable) and f.side is Side.KEY:
             return False
         if isinstance(f, ir.SELECTOR_TYPES) and not query_only(f):
             return False
@@ -484,20 +484,23 @@ def _merge_terms(terms: list[ir.ScoreTerm]) -> list[ir.ScoreTerm]:
     (same side) become one term with the tables added entry by entry."""
     by_shape: dict[tuple, list[ir.ScoreTerm]] = defaultdict(list)
     for t in terms:
-        tables = [f for f in t.factors if isinstance(f, ir.Table)]
+        tables = [f for f in t.factors if isinstance(f, ir.WordTable)]
         if len(tables) == 1:
-            rest = tuple(f for f in t.factors if not isinstance(f, ir.Table))
+            rest = tuple(f for f in t.factors if not isinstance(f, ir.WordTable))
             by_shape[("table", rest, tables[0].side)].append(t)
         else:
             by_shape[("plain", t.factors)].append(t)
     out = []
     for shape, group in by_shape.items():
+        if len(group) == 1:  # already in canonical shape (`_score_term` made it)
+            out.append(group[0])
+            continue
         if shape[0] == "plain":
             merged = ir.ScoreTerm(sum(t.weight for t in group), group[0].factors)
         else:
             _, rest, side = shape
-            entries = [e for t in group for f in t.factors if isinstance(f, ir.Table) for e in f.entries]
-            merged = ir.ScoreTerm(1.0, rest + (ir.Table(side, tuple(entries)),))
+            entries = [e for t in group for f in t.factors if isinstance(f, ir.WordTable) for e in f.entries]
+            merged = ir.ScoreTerm(1.0, rest + (ir.WordTable(side, tuple(entries)),))
         # Re-shape the sum (rounding, folding a summed weight into a table).
         again = _score_term(merged)
         if again is not None:

@@ -18,8 +18,18 @@ from headcode.dsl import ir
 from headcode.dsl import syntax as s
 from headcode.dsl.errors import Diagnostic, DslError, Span, error_at
 from headcode.dsl.features import (
-    MAX_DEPTH, MAX_FALLBACKS, MAX_NODES, MAX_OFFSET, MAX_TABLE, MAX_TERMS, MAX_WEIGHT,
-    CmpOp, Distance, Feature, Side, TokenClass,
+    MAX_DEPTH,
+    MAX_FALLBACKS,
+    MAX_NODES,
+    MAX_OFFSET,
+    MAX_TABLE,
+    MAX_TERMS,
+    MAX_WEIGHT,
+    CmpOp,
+    Distance,
+    Feature,
+    Side,
+    TokenClass,
 )
 from headcode.dsl.lexicon import normalise
 from headcode.dsl.sugar import DISTANCES, PATTERNS, SELECTORS, Named, Param
@@ -260,7 +270,7 @@ class _Checker:
                             "as a condition write a set: key.word{the, and}")
         if side is None:
             return _PLACEHOLDER_SEL
-        return ir.Words(side, tuple(sorted(entries)))
+        return ir.WordSet(side, tuple(sorted(entries)))
 
     def compare(self, node: s.Compare) -> ir.Selector:
         left, right = self.linear(node.left), self.linear(node.right)
@@ -283,7 +293,9 @@ class _Checker:
                                 "or use a word set such as key.word{the}")
                 return _PLACEHOLDER_SEL
             value = -const if coef == 1 else const
-            return self.offset_ok(node, ir.Cmp(side, feature, op if coef == 1 else _FLIPPED[op], None, value))
+            if not self.offset_ok(node, value):
+                return _PLACEHOLDER_SEL
+            return ir.Threshold(side, feature, op if coef == 1 else _FLIPPED[op], value)
         if len(terms) == 2:
             key = [(f, c) for (sd, f), c in terms.items() if sd is Side.KEY]
             query = [(f, c) for (sd, f), c in terms.items() if sd is Side.QUERY]
@@ -293,19 +305,19 @@ class _Checker:
                     self.fail(node, f"key.{kf.value} cannot be compared with query.{qf.value}")
                     return _PLACEHOLDER_SEL
                 # kc*(key - query) + const OP 0  ->  key OP' query - kc*const
-                cmp = ir.Cmp(Side.KEY, kf, op if kc == 1 else _FLIPPED[op], qf, -const if kc == 1 else const)
-                if not kf.ordinal and (cmp.op not in (CmpOp.EQ, CmpOp.NE) or cmp.offset):
+                rel = ir.Rel(kf, op if kc == 1 else _FLIPPED[op], qf, -const if kc == 1 else const)
+                if not kf.ordinal and (rel.op not in (CmpOp.EQ, CmpOp.NE) or rel.offset):
                     self.fail(node, "token ids can only be tested for equality (== or !=), without an offset")
                     return _PLACEHOLDER_SEL
-                return self.offset_ok(node, cmp)
+                return rel if self.offset_ok(node, rel.offset) else _PLACEHOLDER_SEL
         self.fail(node, bad)
         return _PLACEHOLDER_SEL
 
-    def offset_ok(self, node: s.Node, cmp: ir.Cmp) -> ir.Selector:
-        if abs(cmp.offset) > MAX_OFFSET:
-            self.fail(node, f"offset {cmp.offset} out of range (|offset| <= {MAX_OFFSET})")
-            return _PLACEHOLDER_SEL
-        return cmp
+    def offset_ok(self, node: s.Node, offset: int) -> bool:
+        if abs(offset) > MAX_OFFSET:
+            self.fail(node, f"offset {offset} out of range (|offset| <= {MAX_OFFSET})")
+            return False
+        return True
 
     def linear(self, node: s.Node) -> tuple[dict[tuple[Side, Feature], int], int] | None:
         """A side of a comparison as {feature ref: coefficient} plus a constant."""
@@ -360,11 +372,11 @@ class _Checker:
         if isinstance(node, s.TableLit):
             side, entries = self.side(node), self.entries(node)
             if all(w is None for w in entries.values()):
-                return ir.Words(side, tuple(sorted(entries))) if side else None
+                return ir.WordSet(side, tuple(sorted(entries))) if side else None
             if any(w is None for w in entries.values()):
                 self.fail(node, "give every word of a weighted table a weight (word: 1.0)")
                 return None
-            return ir.Table(side, tuple(sorted(entries.items()))) if side else None
+            return ir.WordTable(side, tuple(sorted(entries.items()))) if side else None
         if isinstance(node, (s.Name, s.Call)) and node.name in PATTERNS:
             self.fail(node, f"'{node.name}' is a pattern; score terms are conditions, dist, log_dist and word tables")
             return None

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headcode.dsl import ir
-from headcode.dsl.canon import canonical
 from headcode.dsl.check import check
 from headcode.dsl.errors import Diagnostic, DslError
 from headcode.dsl.parse import parse_file
-from headcode.dsl.printer import pretty
+from headcode.dsl.program import Program, from_checked
 
 
 @dataclass(frozen=True)
 class NamedProgram:
+    """One definition: its name, program, documentation comments and line.
+    `as_written` says whether the text was already the canonical form."""
+
     name: str
-    pattern: ir.Pattern
+    program: Program
     comments: tuple[str, ...] = ()
     line: int = 0
+    as_written: bool = True
 
 
 def parse_programs(text: str, filename: str = "<file>") -> tuple[NamedProgram, ...]:
@@ -47,9 +49,12 @@ def parse_programs(text: str, filename: str = "<file>") -> tuple[NamedProgram, .
                                           f"program '{d.name}' is already defined on line {seen[d.name]}"))
         seen.setdefault(d.name, d.span.line)
         try:
-            programs.append(NamedProgram(d.name, check(d.body), d.comments, d.span.line))
+            tree = check(d.body)
+            program = from_checked(tree)
         except DslError as err:
-            diagnostics.extend(err.diagnostics)
+            diagnostics.extend(_placed(err.diagnostics, d.span.line, d.span.column))
+            continue
+        programs.append(NamedProgram(d.name, program, d.comments, d.span.line, program.ir == tree))
     if diagnostics:
         raise DslError(diagnostics, text, filename)
     return tuple(programs)
@@ -68,15 +73,15 @@ def header(text: str) -> tuple[str, ...]:
     return tuple(block)
 
 
-def format_programs(programs: tuple[NamedProgram, ...], leading: tuple[str, ...] = (),
-                    canonicalise: bool = True) -> str:
-    """The canonical, pretty text of a program file.
-
-    `canonicalise=False` prints the patterns as they are, for a caller that knows
-    each is already its own canonical form (it saves redoing the costliest step).
-    """
+def format_programs(programs: tuple[NamedProgram, ...], leading: tuple[str, ...] = ()) -> str:
+    """The canonical, pretty text of a program file."""
     chunks = ["\n".join(leading)] if leading else []
     for p in programs:
-        body = pretty(canonical(p.pattern) if canonicalise else p.pattern, indent=len(p.name) + 3)
+        body = p.program.pretty(indent=len(p.name) + 3)
         chunks.append("\n".join(p.comments + (f"{p.name} = {body}",)))
     return "\n\n".join(chunks) + "\n" if chunks else ""
+
+
+def _placed(diagnostics, line: int, column: int) -> list[Diagnostic]:
+    """Problems of a whole tree (reported at 1:1) placed at its definition instead."""
+    return [Diagnostic(line, column, d.message) if (d.line, d.column) == (1, 1) else d for d in diagnostics]

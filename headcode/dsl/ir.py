@@ -37,19 +37,28 @@ class Const:
 
 
 @dataclass(frozen=True)
-class Cmp:
-    """A comparison of integer features.
+class Rel:
+    """A relation between the two tokens: `key.feature OP query.other + offset`.
 
-    With `other` set: `key.feature OP query.other + offset` (side is always KEY;
-    the checker turns `query.x OP key.y + c` around). Without: `side.feature OP
-    offset`, a comparison with a constant.
+    The checker turns `query.x OP key.y + c` around, so the key is always on the
+    left. Ordinal features relate to themselves (`key.pos` with `query.pos`);
+    token ids only to token ids, with `==` or `!=` and offset 0.
     """
+
+    feature: Feature
+    op: CmpOp
+    other: Feature
+    offset: int
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One token's ordinal feature against a whole number: `side.feature OP value`."""
 
     side: Side
     feature: Feature
     op: CmpOp
-    other: Feature | None
-    offset: int
+    value: int
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class Cls:
 
 
 @dataclass(frozen=True)
-class Words:
+class WordSet:
     """`key.word{the, and, ","}`: the side's normalised token text is in the set.
 
     `words` is sorted and free of duplicates in the canonical form.
@@ -86,8 +95,8 @@ class Or:
     args: tuple[Selector, ...]
 
 
-Selector = Union[Const, Cmp, Cls, Words, Not, And, Or]
-SELECTOR_TYPES = (Const, Cmp, Cls, Words, Not, And, Or)
+Selector = Union[Const, Rel, Threshold, Cls, WordSet, Not, And, Or]
+SELECTOR_TYPES = (Const, Rel, Threshold, Cls, WordSet, Not, And, Or)
 
 # --- patterns ----------------------------------------------------------------------
 
@@ -144,7 +153,7 @@ class Dist:
 
 
 @dataclass(frozen=True)
-class Table:
+class WordTable:
     """`key.word{the: 1.2, ",": 0.7}`: the weight of the side's normalised token
     text, 0 for text not in the table. Entries are sorted by word."""
 
@@ -152,7 +161,7 @@ class Table:
     entries: tuple[tuple[str, float], ...]
 
 
-Factor = Union[Selector, Dist, Table]
+Factor = Union[Selector, Dist, WordTable]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import weakref
 
 from headcode.dsl import ir
 from headcode.dsl.sugar import resugar_pattern, resugar_selector
@@ -29,15 +28,11 @@ def number(x: float) -> str:
     return repr(float(x))
 
 
-# Word tables hold most of a library's text. Their words and weights come from a
-# small vocabulary and a grid, so their printed forms are memoised (bounded, and
-# equal keys always print alike: 1 == 1.0 == True, 0.0 == -0.0 all print "1" / "0").
-@functools.lru_cache(maxsize=1 << 15)
 def word(w: str) -> str:
+    """A word as it is written in a set or table: bare if it is a name, else quoted."""
     return w if _BARE_WORD.fullmatch(w) else json.dumps(w, ensure_ascii=False)
 
 
-@functools.lru_cache(maxsize=1 << 15)
 def _signed(x: float) -> str:
     return f"-{number(-x)}" if x < 0 else number(x)
 
@@ -122,30 +117,13 @@ def _term(t: ir.ScoreTerm, first: bool) -> str:
 def _factor(f) -> str:
     if isinstance(f, ir.Dist):
         return f.kind.value
-    if isinstance(f, ir.Table):
+    if isinstance(f, ir.WordTable):
         return _table(f)
     text, level = _selector(f)
     return text if level == _ATOM else _parens(text)
 
 
-# The text of every live table, by value: canonicalising sorts terms by their
-# text and a library check prints each program several times, so each table is
-# printed once. Equal tables print alike (see `word`), and an entry goes when no
-# equal table is left alive, so this holds no memory of its own.
-_TABLE_TEXT: weakref.WeakKeyDictionary[ir.Table, str] = weakref.WeakKeyDictionary()
-
-
-def _table(t: ir.Table) -> str:
-    try:
-        text = _TABLE_TEXT.get(t)
-    except TypeError:  # a hand-built table with unhashable entries (a list): not cached
-        return _table_text(t)
-    if text is None:
-        text = _TABLE_TEXT[t] = _table_text(t)
-    return text
-
-
-def _table_text(t: ir.Table) -> str:
+def _table(t: ir.WordTable) -> str:
     entries = ", ".join([f"{word(w)}: {_signed(v)}" for w, v in t.entries])
     return f"{t.side.value}.word{{{entries}}}"
 
@@ -162,10 +140,15 @@ def _selector(sel: ir.Selector) -> tuple[str, int]:
         return ("true" if sel.value else "false"), _ATOM
     if isinstance(sel, ir.Cls):
         return f"{sel.side.value}.{sel.cls.value}", _ATOM
-    if isinstance(sel, ir.Words):
+    if isinstance(sel, ir.WordSet):
         return f"{sel.side.value}.word{{{', '.join(word(w) for w in sel.words)}}}", _ATOM
-    if isinstance(sel, ir.Cmp):
-        return _cmp(sel), _CMP
+    if isinstance(sel, ir.Rel):
+        right = f"query.{sel.other.value}"
+        if sel.offset:
+            right += f" {'-' if sel.offset < 0 else '+'} {abs(sel.offset)}"
+        return f"key.{sel.feature.value} {sel.op.value} {right}", _CMP
+    if isinstance(sel, ir.Threshold):
+        return f"{sel.side.value}.{sel.feature.value} {sel.op.value} {sel.value}", _CMP
     if isinstance(sel, ir.Not):
         return f"not {_at_least(sel.arg, _NOT)}", _NOT
     if isinstance(sel, ir.And):
@@ -176,16 +159,6 @@ def _selector(sel: ir.Selector) -> tuple[str, int]:
 def _at_least(sel: ir.Selector, level: int) -> str:
     text, own = _selector(sel)
     return text if own >= level else _parens(text)
-
-
-def _cmp(c: ir.Cmp) -> str:
-    left = f"{c.side.value}.{c.feature.value}"
-    if c.other is None:
-        return f"{left} {c.op.value} {'-' if c.offset < 0 else ''}{abs(c.offset)}"
-    right = f"query.{c.other.value}"
-    if c.offset:
-        right += f" {'-' if c.offset < 0 else '+'} {abs(c.offset)}"
-    return f"{left} {c.op.value} {right}"
 
 
 def _parens(text: str) -> str:

@@ -49,26 +49,26 @@ class Named:
         return " or ".join(forms)
 
 
-def _cmp_kq(feature: Feature, op: CmpOp, offset: int, other: Feature | None = None) -> ir.Cmp:
-    return ir.Cmp(Side.KEY, feature, op, other or feature, offset)
+def _rel(feature: Feature, op: CmpOp, offset: int, other: Feature | None = None) -> ir.Rel:
+    return ir.Rel(feature, op, other or feature, offset)
 
 
-BOS = ir.Cmp(Side.KEY, Feature.POS, CmpOp.EQ, None, 0)
-SELF = _cmp_kq(Feature.POS, CmpOp.EQ, 0)
-SAME_TOKEN = ir.And((_cmp_kq(Feature.POS, CmpOp.LE, -1), _cmp_kq(Feature.TOK, CmpOp.EQ, 0)))
-INDUCTION = _cmp_kq(Feature.PREV_TOK, CmpOp.EQ, 0, Feature.TOK)
-SAME_WORD = _cmp_kq(Feature.WORD, CmpOp.EQ, 0)
-SAME_SENT = _cmp_kq(Feature.SENT, CmpOp.EQ, 0)
+BOS = ir.Threshold(Side.KEY, Feature.POS, CmpOp.EQ, 0)
+SELF = _rel(Feature.POS, CmpOp.EQ, 0)
+SAME_TOKEN = ir.And((_rel(Feature.POS, CmpOp.LE, -1), _rel(Feature.TOK, CmpOp.EQ, 0)))
+INDUCTION = _rel(Feature.PREV_TOK, CmpOp.EQ, 0, Feature.TOK)
+SAME_WORD = _rel(Feature.WORD, CmpOp.EQ, 0)
+SAME_SENT = _rel(Feature.SENT, CmpOp.EQ, 0)
 TRUE = ir.Const(True)
 
 
 def _prev(n: int) -> ir.Selector:
-    return _cmp_kq(Feature.POS, CmpOp.EQ, -n)
+    return _rel(Feature.POS, CmpOp.EQ, -n)
 
 
 def _window(w: int) -> ir.Selector:
     # Keys i-w+1 .. i; window(1) is self (the canonicaliser sees that through causality).
-    return _cmp_kq(Feature.POS, CmpOp.GE, -(w - 1))
+    return _rel(Feature.POS, CmpOp.GE, -(w - 1))
 
 
 SELECTORS: dict[str, Named] = {
@@ -145,7 +145,7 @@ def resugar_selector(sel: ir.Selector) -> str | None:
     """The name a selector was written as, if it is exactly a named selector."""
     if sel in _NAMED_CONSTANTS:
         return _NAMED_CONSTANTS[sel]
-    if isinstance(sel, ir.Cmp) and sel.side is Side.KEY and sel.feature is Feature.POS and sel.other is Feature.POS:
+    if isinstance(sel, ir.Rel) and sel.feature is Feature.POS and sel.other is Feature.POS:
         if sel.op is CmpOp.EQ and -MAX_OFFSET <= sel.offset < 0:
             return f"prev({-sel.offset})"
         if sel.op is CmpOp.GE and -MAX_OFFSET < sel.offset < 0:

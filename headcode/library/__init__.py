@@ -1,15 +1,16 @@
 """The program library: canonical programs and the heads of one model they explain,
 as a versioned, content-hashed directory (docs/library-format.md).
 
-    from headcode.library import Library, bundled
+    from headcode.library import Level, Library, bundled
     lib = Library.load("my.lib")          # every check; executes nothing
-    lib[3, 7].program, lib.program_of(3, 7)
+    lib[3, 7][Level.SHORT].test, lib.program_of(3, 7, Level.SHORT)
     lib.diff(other), lib.merge(other), dedup(lib, tables)
 
-Modules, one concern each: `identity` (which model), `format` (the schema and the
-bytes), `storage` (atomic directory writes), `library` (the `Library` type), `ops`
-(diff, merge), `dedup` (behavioural deduplication), `stats`, `bundled`. Imports
-only headcode.dsl (and headcode.compiler, lazily, for dedup's default evaluator).
+Modules, one concern each: `identity` (which model), `entries` (what a library
+says of a head), `format` (the bytes), `storage` (atomic directory writes),
+`library` (the `Library` type), `ops` (diff, merge), `dedup` (behavioural
+deduplication), `stats`, `bundled`. Imports only headcode.dsl (and
+headcode.compiler, lazily, for dedup's default evaluator).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from pathlib import Path
 
 from headcode.library.bundled import available, bundled
 from headcode.library.dedup import dedup
+from headcode.library.entries import BASELINES, FIGURES, Better, HeadEntry, Level, LevelEntry
 from headcode.library.errors import LibraryError, MergeConflict
-from headcode.library.format import FORMAT_VERSION, HeadEntry
+from headcode.library.format import FORMAT_VERSION
 from headcode.library.identity import ModelIdentity, fingerprint, identity_of
 from headcode.library.library import Library
 from headcode.library.ops import LibraryDiff, diff, merge
 
 __all__ = [
-    "FORMAT_VERSION", "HeadEntry", "Library", "LibraryDiff", "LibraryError", "MergeConflict", "ModelIdentity",
+    "BASELINES", "FIGURES", "FORMAT_VERSION", "Better", "HeadEntry", "Level", "LevelEntry", "Library", "LibraryDiff", "LibraryError", "MergeConflict", "ModelIdentity",
     "available", "bundled", "dedup", "diff", "fingerprint", "identity_of", "merge", "verify",
 ]
 

@@ -14,14 +14,15 @@ import dataclasses
 
 import numpy as np
 
-from headcode import dsl
+from headcode.library.entries import HeadEntry
 from headcode.library.errors import LibraryError
 
 
-def dedup(library, probe_tables, evaluate=None, atol: float = 1e-9):
-    """A copy of `library` with behaviourally equal programs merged.
+def coinciding(programs, probe_tables, evaluate=None, atol: float = 1e-9) -> dict:
+    """{program: the program it merges into} for the programs that coincide with a
+    shorter one (by canonical text, ties by id) within `atol` on every probe table.
 
-    `evaluate(patterns, table) -> array [k, n, n]` computes the matrices of k
+    `evaluate(programs, table) -> array [k, n, n]` computes the matrices of k
     programs on one token table; by default `headcode.compiler.evaluate_many`.
     """
     tables = list(probe_tables)
@@ -29,17 +30,15 @@ def dedup(library, probe_tables, evaluate=None, atol: float = 1e-9):
         raise LibraryError("dedup needs at least one probe table")
     if evaluate is None:
         from headcode.compiler import evaluate_many as evaluate
-    texts = {pid: dsl.show(p) for pid, p in library.programs.items()}
-    ids = sorted(texts, key=lambda pid: (len(texts[pid]), pid))
-    if len(ids) < 2:
-        return library
-    patterns = [library.programs[pid] for pid in ids]
+    ordered = sorted(set(programs), key=lambda p: (p.chars, p.id))
+    if len(ordered) < 2:
+        return {}
     blocks = []
     for t in tables:
-        m = np.asarray(evaluate(patterns, t), dtype=np.float64)
-        if m.ndim != 3 or m.shape[0] != len(ids):
-            raise LibraryError(f"dedup: evaluate returned shape {m.shape} for {len(ids)} programs")
-        blocks.append(m.reshape(len(ids), -1))
+        m = np.asarray(evaluate(ordered, t), dtype=np.float64)
+        if m.ndim != 3 or m.shape[0] != len(ordered):
+            raise LibraryError(f"dedup: evaluate returned shape {m.shape} for {len(ordered)} programs")
+        blocks.append(m.reshape(len(ordered), -1))
     flat = np.concatenate(blocks, axis=1)
     # A random projection screens candidates: elementwise agreement within atol
     # bounds the projections' difference by atol * sum(r).
@@ -47,8 +46,8 @@ def dedup(library, probe_tables, evaluate=None, atol: float = 1e-9):
     proj = flat @ r
     slack = atol * r.sum() * (1 + 1e-9) + 1e-12 * max(1.0, float(np.abs(proj).max()))
     reps: list[int] = []
-    mapping: dict[str, str] = {}
-    for k in range(len(ids)):
+    mapping = {}
+    for k in range(len(ordered)):
         target = None
         if reps:
             rep = np.asarray(reps)
@@ -60,10 +59,19 @@ def dedup(library, probe_tables, evaluate=None, atol: float = 1e-9):
         if target is None:
             reps.append(k)
         else:
-            mapping[ids[k]] = ids[target]
+            mapping[ordered[k]] = ordered[target]
+    return mapping
+
+
+def dedup(library, probe_tables, evaluate=None, atol: float = 1e-9):
+    """A copy of `library` with behaviourally equal programs merged (`coinciding`)."""
+    mapping = {old.id: new.id for old, new in coinciding(library.programs.values(), probe_tables, evaluate,
+                                                           atol).items()}
     if not mapping:
         return library
-    heads = [dataclasses.replace(h, program=mapping.get(h.program, h.program)) for h in library.values()]
+    heads = [HeadEntry(h.layer, h.head, {level: dataclasses.replace(e, program=mapping.get(e.program, e.program))
+                                         for level, e in h.levels.items()}, h.baselines)
+             for h in library.values()]
     merged = {old: mapping.get(new, new) for old, new in library.merged.items()}
     merged.update(mapping)
     return library.replace(heads=heads, merged=merged)

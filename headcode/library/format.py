@@ -1,28 +1,34 @@
-"""The on-disk format, version 1.0: a directory with `manifest.json` and `programs.hc`.
+"""The on-disk format, version 2.0: a directory with `manifest.json` and `programs.hc`.
 
-This module is the schema: it turns a library's parts into the two files' bytes
-and back, and refuses anything it would not itself have written. See
-docs/library-format.md for the format, field by field.
+This module is the schema of the bytes: it turns a library's parts into the two
+files and back, and refuses anything it would not itself have written. The typed
+values of each head are in `entries`. See docs/library-format.md, field by field.
+
+Besides what a library holds, the manifest records for each head and level what
+its program is to a reader (size, characters, shape, family, description). Those
+are written from the program, so a library whose manifest says otherwise does not
+re-save to the same bytes and is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
 from headcode import dsl
+from headcode.dsl.describe import describe, family
+from headcode.dsl.shape import shape_id
+from headcode.heads import outside
+from headcode.library.entries import ID, HeadEntry, Level, LevelEntry, check_split
 from headcode.library.errors import LibraryError
 from headcode.library.identity import ModelIdentity
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "2.0"
 MANIFEST = "manifest.json"
 PROGRAMS = "programs.hc"
 FILES = (MANIFEST, PROGRAMS)
@@ -30,67 +36,11 @@ PROGRAMS_HEADER = (
     "# headcode program library: canonical programs, one per id, named p_<id>.",
     f"# Generated; do not edit (the content hash in {MANIFEST} covers this file).",
 )
+REGENERATE = "regenerate it with `headcode explain ... --out LIB` (the bundled library: `make library`)"
 
-_ID = re.compile(r"[0-9a-f]{16}\Z")
 _HASH = re.compile(r"sha256:[0-9a-f]{64}\Z")
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?\Z")
 _FORMAT = re.compile(r"(\d+)\.(\d+)\Z")
-
-
-def head_name(layer: int, head: int) -> str:
-    return f"L{layer}.H{head}"
-
-
-def _numbers(value, what: str) -> Mapping[str, float]:
-    if not isinstance(value, Mapping):
-        raise LibraryError(f"{what} must be an object of name -> number")
-    out = {}
-    for k in sorted(value):
-        v = value[k]
-        if not isinstance(k, str) or not k:
-            raise LibraryError(f"{what} has a name that is not a non-empty string: {k!r}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise LibraryError(f"{what}['{k}'] must be a finite number, not {v!r}")
-        out[k] = float(v)
-    return MappingProxyType(out)
-
-
-@dataclass(frozen=True)
-class HeadEntry:
-    """What the library says about one head: its program (by canonical id), extra
-    fitted numbers, held-out scores (metric -> value) and free-text notes."""
-
-    layer: int
-    head: int
-    program: str
-    validation: Mapping[str, float] = field(default_factory=dict)
-    test: Mapping[str, float] = field(default_factory=dict)
-    weights: Mapping[str, float] = field(default_factory=dict)
-    notes: str = ""
-
-    def __post_init__(self):
-        where = f"head {head_name(self.layer, self.head)}"
-        for name in ("layer", "head"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise LibraryError(f"head entry {name} must be a whole number >= 0, not {v!r}")
-        if not isinstance(self.program, str) or not _ID.match(self.program):
-            raise LibraryError(f"{where}: program must be a 16-hex-digit program id, not {self.program!r}")
-        for name in ("validation", "test", "weights"):
-            object.__setattr__(self, name, _numbers(getattr(self, name), f"{where}: {name}"))
-        if not isinstance(self.notes, str):
-            raise LibraryError(f"{where}: notes must be a string")
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.layer, self.head)
-
-    def to_json(self) -> dict:
-        return {
-            "layer": self.layer, "head": self.head, "program": self.program,
-            "validation": dict(self.validation), "test": dict(self.test),
-            "weights": dict(self.weights), "notes": self.notes,
-        }
 
 
 def check_version(version) -> str:
@@ -124,23 +74,6 @@ def created_key(created: str) -> tuple:
     return (t.timestamp(), created)
 
 
-def check_corpus(corpus) -> Mapping:
-    if not isinstance(corpus, Mapping):
-        raise LibraryError("corpus must be an object with at least name and split_seed")
-    if not isinstance(corpus.get("name"), str):
-        raise LibraryError("corpus.name must be a string")
-    seed = corpus.get("split_seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise LibraryError(f"corpus.split_seed must be a whole number, not {seed!r}")
-    try:  # must survive a JSON round trip unchanged
-        copy = json.loads(json.dumps(dict(corpus), sort_keys=True, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise LibraryError(f"corpus must hold only JSON values: {err}") from None
-    if copy != dict(corpus):
-        raise LibraryError("corpus must hold only JSON values (strings, numbers, lists, objects)")
-    return MappingProxyType(copy)
-
-
 def check_model(model) -> ModelIdentity:
     if isinstance(model, ModelIdentity):
         model = model.to_json()
@@ -169,11 +102,17 @@ def check_merged(merged) -> Mapping[str, str]:
     if not isinstance(merged, Mapping):
         raise LibraryError("merged must be an object of program id -> program id")
     for old, new in merged.items():
-        if not (isinstance(old, str) and _ID.match(old) and isinstance(new, str) and _ID.match(new)):
-            raise LibraryError(f"merged entry {old!r}: {new!r} must map a program id to a program id")
+        if not (isinstance(old, str) and ID.match(old) and isinstance(new, str) and ID.match(new)):
+            raise LibraryError(f"merged entry {old!r:.40}: {new!r:.40} must map a program id to a program id")
         if old == new:
             raise LibraryError(f"merged entry {old} maps a program to itself")
     return MappingProxyType(dict(sorted(merged.items())))
+
+
+def check_heads_in_model(heads, model: ModelIdentity) -> None:
+    for h in heads:
+        if (why := outside(h.key, model.num_layers, model.num_heads, model.name)) is not None:
+            raise LibraryError(why)
 
 
 # --- bytes -----------------------------------------------------------------------
@@ -193,17 +132,10 @@ def content_hash(manifest_without_hash: bytes, programs: bytes) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def programs_text(programs: Mapping[str, object]) -> str:
+def programs_text(programs: Mapping[str, dsl.Program]) -> str:
     """The program file: the header, then `p_<id> = <canonical program>` by id."""
     named = tuple(dsl.NamedProgram(f"p_{pid}", programs[pid]) for pid in sorted(programs))
-    # Programs that `decode` checked are their own canonical form: print them as they are.
-    return dsl.format_programs(named, PROGRAMS_HEADER, canonicalise=not isinstance(programs, CheckedPrograms))
-
-
-class CheckedPrograms(dict):
-    """id -> program as `decode` returns them: each program is verified to be its own
-    canonical form, under its own id. A `Library` built from them takes them as they
-    are, which saves canonicalising every program again (the costly part of a load)."""
+    return dsl.format_programs(named, PROGRAMS_HEADER)
 
 
 @dataclass(frozen=True)
@@ -213,40 +145,61 @@ class Parts:
     version: str
     created: str
     model: ModelIdentity
-    corpus: Mapping
+    split: Mapping
     heads: tuple[HeadEntry, ...]
-    programs: Mapping[str, object]  # id -> canonical ir.Pattern
+    programs: Mapping[str, dsl.Program]  # by id
     merged: Mapping[str, str]
 
 
-def encode(parts: Parts, programs_file: bytes | None = None) -> dict[str, bytes]:
-    """The files' bytes. `programs_file`: the programs file, when the caller has it
-    already for exactly these programs (what `decode` checked), to save printing them."""
-    programs = programs_text(parts.programs).encode("utf-8") if programs_file is None else programs_file
-    manifest = {
+def encode(parts: Parts) -> dict[str, bytes]:
+    """The files' bytes."""
+    programs = programs_text(parts.programs).encode("utf-8")
+    return {MANIFEST: manifest(parts, programs), PROGRAMS: programs}
+
+
+def manifest(parts: Parts, programs: bytes) -> bytes:
+    """The manifest's bytes, for these parts and this programs file (which its hash covers)."""
+    fields = {
         "format_version": FORMAT_VERSION,
         "version": parts.version,
         "created": parts.created,
         "model": parts.model.to_json(),
-        "corpus": dict(parts.corpus),
-        "heads": [h.to_json() for h in sorted(parts.heads, key=lambda h: h.key)],
+        "split": {k: dict(v) if isinstance(v, Mapping) else v for k, v in parts.split.items()},
+        "heads": [_head_json(h, parts.programs) for h in sorted(parts.heads, key=lambda h: h.key)],
         "merged": dict(parts.merged),
     }
-    manifest["content_hash"] = content_hash(dump_json(manifest), programs)
-    return {MANIFEST: dump_json(manifest), PROGRAMS: programs}
+    fields["content_hash"] = content_hash(dump_json(fields), programs)
+    return dump_json(fields)
+
+
+def _head_json(h: HeadEntry, programs: Mapping[str, dsl.Program]) -> dict:
+    return {"layer": h.layer, "head": h.head, "baselines": dict(h.baselines),
+            "levels": {level.value: _level_json(entry, programs[entry.program]) for level, entry in h.levels.items()}}
+
+
+def _level_json(entry: LevelEntry, program: dsl.Program) -> dict:
+    return {"program": entry.program, "source": entry.source, "validation": dict(entry.validation),
+            "test": dict(entry.test), **reading(program)}
+
+
+def reading(program: dsl.Program) -> dict:
+    """What a program is to a reader: recorded beside each head's program."""
+    return {"size": program.size, "chars": program.chars, "shape": shape_id(program),
+            "family": family(program).value, "description": describe(program)}
 
 
 # --- decoding: refuse anything `encode` would not have written --------------------------------
 
-_TOP = ("content_hash", "corpus", "created", "format_version", "heads", "merged", "model", "version")
-_HEAD = ("head", "layer", "notes", "program", "test", "validation", "weights")
+_TOP = ("content_hash", "created", "format_version", "heads", "merged", "model", "split", "version")
+_HEAD = ("baselines", "head", "layer", "levels")
+_LEVEL = ("chars", "description", "family", "program", "shape", "size", "source", "test", "validation")
 
 
 def decode(files: dict[str, bytes], where: str) -> Parts:
     """Check the raw bytes of a library's files and return its parts.
 
     Nothing is executed: programs only go through the DSL parser, checker and
-    canonicaliser. Every refusal is a LibraryError naming the file.
+    canonical form. Every refusal is a LibraryError naming the file.
     """
     mpath, ppath = f"{where}/{MANIFEST}", f"{where}/{PROGRAMS}"
     texts = {}
@@ -265,9 +218,14 @@ def decode(files: dict[str, bytes], where: str) -> Parts:
     fv = manifest.get("format_version")
     m = _FORMAT.match(fv) if isinstance(fv, str) else None
     if m is None:
-        raise LibraryError(f"{mpath}: format_version must be a string like \"{FORMAT_VERSION}\", not {fv!r}")
-    if int(m.group(1)) != int(FORMAT_VERSION.split(".")[0]):
-        raise LibraryError(f"{mpath}: unsupported library format version {fv} (this headcode reads 1.x)")
+        raise LibraryError(f"{mpath}: format_version must be a string like \"{FORMAT_VERSION}\", not {fv!r:.40}")
+    if m.group(0) != FORMAT_VERSION:
+        major = FORMAT_VERSION.split(".")[0]
+        if int(m.group(1)) < int(major):
+            raise LibraryError(f"{mpath}: library format {fv} is older than this headcode reads ({FORMAT_VERSION}); "
+                               + REGENERATE)
+        raise LibraryError(f"{mpath}: library format {fv} is not read by this headcode (it reads {FORMAT_VERSION}); "
+                           "upgrade headcode")
 
     stated = manifest.get("content_hash")
     if not isinstance(stated, str):
@@ -288,10 +246,11 @@ def decode(files: dict[str, bytes], where: str) -> Parts:
         raise LibraryError(f"{mpath}: {err}") from None
     programs = _programs(texts[PROGRAMS], ppath)
 
-    used = {h.program for h in parts["heads"]}
+    used = {e.program for h in parts["heads"] for e in h.levels.values()}
     for h in parts["heads"]:
-        if h.program not in programs:
-            raise LibraryError(f"{mpath}: head {head_name(*h.key)} uses program {h.program}, not in {PROGRAMS}")
+        for level, e in h.levels.items():
+            if e.program not in programs:
+                raise LibraryError(f"{mpath}: head {h.name} {level.value} uses program {e.program}, not in {PROGRAMS}")
     unused = sorted(set(programs) - used)
     if unused:
         raise LibraryError(f"{ppath}: program p_{unused[0]} is not used by any head")
@@ -315,17 +274,14 @@ def _manifest_parts(manifest: dict) -> dict:
     model = check_model(manifest["model"])
     if not isinstance(manifest["heads"], list):
         raise LibraryError("heads must be a list")
-    heads, seen = [], set()
+    heads: list[HeadEntry] = []
+    seen = set()
     for i, h in enumerate(manifest["heads"]):
-        if not isinstance(h, dict):
-            raise LibraryError(f"heads[{i}] must be an object")
-        _check_fields(h, _HEAD, f"heads[{i}] has unknown field '{{}}'", f"heads[{i}] has no '{{}}'")
-        entry = HeadEntry(**h)
+        entry = _head(h, i)
         if entry.key in seen:
-            raise LibraryError(f"head {head_name(*entry.key)} is listed twice")
+            raise LibraryError(f"head {entry.name} is listed twice")
         if heads and entry.key < heads[-1].key:
-            raise LibraryError(f"heads are not sorted by (layer, head): {head_name(*entry.key)} comes after "
-                               f"{head_name(*heads[-1].key)}")
+            raise LibraryError(f"heads are not sorted by (layer, head): {entry.name} comes after {heads[-1].name}")
         seen.add(entry.key)
         heads.append(entry)
     check_heads_in_model(heads, model)
@@ -333,56 +289,52 @@ def _manifest_parts(manifest: dict) -> dict:
         "version": check_version(manifest["version"]),
         "created": check_created(manifest["created"]),
         "model": model,
-        "corpus": check_corpus(manifest["corpus"]),
+        "split": check_split(manifest["split"]),
         "heads": tuple(heads),
         "merged": check_merged(manifest["merged"]),
     }
 
 
-def check_heads_in_model(heads, model: ModelIdentity) -> None:
-    for h in heads:
-        if h.layer >= model.num_layers or h.head >= model.num_heads:
-            raise LibraryError(
-                f"head {head_name(*h.key)} is outside the model ({model.name} has {model.num_layers} layers "
-                f"of {model.num_heads} heads)"
-            )
+def _head(h, i: int) -> HeadEntry:
+    if not isinstance(h, dict):
+        raise LibraryError(f"heads[{i}] must be an object")
+    _check_fields(h, _HEAD, f"heads[{i}] has unknown field '{{}}'", f"heads[{i}] has no '{{}}'")
+    levels = h["levels"]
+    if not isinstance(levels, dict):
+        raise LibraryError(f"heads[{i}].levels must be an object of level -> explanation")
+    entries = {}
+    for name, e in levels.items():
+        where = f"heads[{i}].levels.{name}"
+        try:
+            level = Level(name)
+        except ValueError:
+            raise LibraryError(f"{where}: unknown level (levels are {', '.join(m.value for m in Level)})") from None
+        if not isinstance(e, dict):
+            raise LibraryError(f"{where} must be an object")
+        _check_fields(e, _LEVEL, f"{where} has unknown field '{{}}'", f"{where} has no '{{}}'")
+        try:
+            entries[level] = LevelEntry(e["program"], e["source"], e["validation"], e["test"])
+        except LibraryError as err:
+            raise LibraryError(f"{where}: {err}") from None
+    for k in ("layer", "head"):
+        if isinstance(h[k], bool) or not isinstance(h[k], int):
+            raise LibraryError(f"heads[{i}].{k} must be a whole number >= 0, not {h[k]!r:.40}")
+    return HeadEntry(h["layer"], h["head"], entries, h["baselines"])
 
 
-@contextlib.contextmanager
-def _collector_paused():
-    """Pause the cyclic garbage collector. Reading a library allocates millions of
-    small objects that all stay alive (trees, no cycles), and the collector would
-    scan them over and over as they pile up: a quarter of the load time, for nothing."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
-def _programs(text: str, path: str) -> CheckedPrograms:
-    with _collector_paused():
-        return _check_programs(text, path)
-
-
-def _check_programs(text: str, path: str) -> CheckedPrograms:
+def _programs(text: str, path: str) -> dict[str, dsl.Program]:
     try:
         named = dsl.parse_programs(text, path)
     except dsl.DslError as err:
         d = err.diagnostics[0]
         raise LibraryError(f"{path}:{d.line}:{d.column}: program does not parse: {d.message}") from None
-    programs = CheckedPrograms()
+    programs = {}
     for p in named:
-        if not p.name.startswith("p_") or not _ID.match(p.name[2:]):
+        if not p.name.startswith("p_") or not ID.match(p.name[2:]):
             raise LibraryError(f"{path}:{p.line}: program name '{p.name}' is not p_<16-hex-digit id>")
-        canonical = dsl.canonical(p.pattern)  # once: the id is that of its text
-        if canonical != p.pattern:
+        if not p.as_written:
             raise LibraryError(f"{path}:{p.line}: program {p.name} is not in canonical form")
-        pid = dsl.text_id(dsl.show(canonical))
-        if pid != p.name[2:]:
-            raise LibraryError(f"{path}:{p.line}: program {p.name} has id {pid}, not {p.name[2:]}")
-        programs[pid] = canonical
+        if p.program.id != p.name[2:]:
+            raise LibraryError(f"{path}:{p.line}: program {p.name} has id {p.program.id}, not {p.name[2:]}")
+        programs[p.program.id] = p.program
     return programs

@@ -1,10 +1,10 @@
 """`Library`: an immutable mapping (layer, head) -> HeadEntry, with its programs.
 
-    lib = Library(model=identity, corpus={"name": "stories", "split_seed": 0},
-                  created="2025-01-31T12:00:00Z", version="0.1.0")
-    lib = lib.with_head(3, 7, "prev(1)", validation={"iou": 0.81}, test={"iou": 0.79})
+    lib = Library(model=identity, split=split_record, created="2025-01-31T12:00:00Z", version="0.1.0")
+    lib = lib.with_head(3, 7, Level.SHORT, Program.of("prev(1)"), source="best_single",
+                        validation={"iou": 0.81}, test={"iou": 0.79})
     lib.save("smollm2.lib")
-    Library.load("smollm2.lib")[3, 7].program   # the canonical program id
+    Library.load("smollm2.lib").program_of(3, 7, Level.SHORT)
 
 Loading checks everything (format version, content hash, programs through the DSL
 parser and checker, canonical form and ids, heads inside the model) and executes
@@ -13,76 +13,68 @@ nothing. Saving is atomic and deterministic: save -> load -> save is byte-identi
 
 from __future__ import annotations
 
-import functools
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from headcode import dsl
+from headcode.heads import Head
 from headcode.library import format as fmt
+from headcode.library.entries import HeadEntry, Level, LevelEntry, check_split
 from headcode.library.errors import LibraryError
-from headcode.library.format import HeadEntry, head_name
 from headcode.library.identity import ModelIdentity
 from headcode.library.storage import check_target, read_dir, write_dir
 
 
-@functools.lru_cache(maxsize=8192)
-def _canonical(program) -> tuple[str, object]:
-    """(id, canonical pattern) of a pattern or program text (memoised: libraries
-    are rebuilt on every change, and canonicalising is the costly part)."""
-    pattern = dsl.parse(program) if isinstance(program, str) else program
-    pattern = dsl.canonical(pattern)
-    return dsl.program_id(pattern), pattern
-
-
 class Library(Mapping):
-    """Canonical programs and the heads of one model they explain."""
+    """Canonical programs and the heads of one model they explain, at levels of detail."""
 
     def __init__(
         self,
         *,
         model: ModelIdentity | Mapping,
-        corpus: Mapping,
+        split: Mapping,
         created: str,
         version: str = "0.1.0",
         heads: Iterable[HeadEntry] = (),
-        programs: Iterable = (),
+        programs: Iterable[dsl.Program] = (),
         merged: Mapping[str, str] | None = None,
     ):
-        """`programs` are patterns or program texts (stored canonical, once per id);
-        every head's `program` id must be among them. Programs no head uses are dropped."""
+        """Every program a head names (by id) must be among `programs`; programs no
+        head uses are dropped."""
         self.model = fmt.check_model(model)
-        self.corpus = fmt.check_corpus(corpus)
+        self.split = check_split(split)
         self.created = fmt.check_created(created)
         self.version = fmt.check_version(version)
         self.merged = fmt.check_merged(merged or {})
-        # Programs from `fmt.decode` are verified canonical under their ids already.
-        self._checked = isinstance(programs, fmt.CheckedPrograms)
-        if self._checked:
-            pool = programs
-        else:
-            pool = dict(_canonical(p) for p in (programs.values() if isinstance(programs, Mapping) else programs))
-        table: dict[tuple[int, int], HeadEntry] = {}
+        pool = {}
+        for p in programs.values() if isinstance(programs, Mapping) else programs:
+            if not isinstance(p, dsl.Program):
+                raise LibraryError(f"programs must be dsl.Program values, not {type(p).__name__}")
+            pool[p.id] = p
+        table: dict[Head, HeadEntry] = {}
         for h in heads:
             if not isinstance(h, HeadEntry):
                 raise LibraryError(f"heads must be HeadEntry values, not {type(h).__name__}")
             if h.key in table:
-                raise LibraryError(f"head {head_name(*h.key)} is given twice")
-            if h.program not in pool:
-                raise LibraryError(f"head {head_name(*h.key)} uses program {h.program}, which is not given")
+                raise LibraryError(f"head {h.name} is given twice")
+            for level, entry in h.levels.items():
+                if entry.program not in pool:
+                    raise LibraryError(f"head {h.name} {level.value} uses program {entry.program}, which is not given")
             table[h.key] = h
         fmt.check_heads_in_model(table.values(), self.model)
         self._heads = dict(sorted(table.items()))
-        used = {h.program for h in self._heads.values()}
-        self.programs: Mapping[str, object] = MappingProxyType({k: pool[k] for k in sorted(used)})
+        used = {e.program for h in self._heads.values() for e in h.levels.values()}
+        self.programs: Mapping[str, dsl.Program] = MappingProxyType({k: pool[k] for k in sorted(used)})
 
     # --- mapping (layer, head) -> HeadEntry ---
 
-    def __getitem__(self, key: tuple[int, int]) -> HeadEntry:
+    def __getitem__(self, key: tuple[int, int]) -> HeadEntry:  # a Head, or any (layer, head) pair
         return self._heads[tuple(key)]
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[Head]:
         return iter(self._heads)
 
     def __len__(self) -> int:
@@ -99,42 +91,53 @@ class Library(Mapping):
         return (f"<Library {self.model.name} v{self.version}: {len(self)} heads, "
                 f"{len(self.programs)} programs>")
 
-    def program_of(self, layer: int, head: int):
-        """The canonical program (ir.Pattern) explaining a head."""
-        return self.programs[self[layer, head].program]
+    @property
+    def levels(self) -> tuple[Level, ...]:
+        """The levels of detail some head has, in Level's order."""
+        present = {level for h in self._heads.values() for level in h.levels}
+        return tuple(level for level in Level if level in present)
 
-    def program_text(self, program_id: str) -> str:
-        return dsl.show(self.programs[program_id])
+    def program_of(self, layer: int, head: int, level: Level) -> dsl.Program:
+        """The program explaining a head at a level of detail."""
+        entry = self[layer, head]
+        if level not in entry.levels:
+            raise LibraryError(f"head {entry.name} has no {level.value} program in this library")
+        return self.programs[entry[level].program]
 
     # --- building (each returns a new library) ---
 
     def replace(self, **changes) -> Library:
-        """A copy with some of: model, corpus, created, version, heads, programs, merged."""
-        args = dict(model=self.model, corpus=self.corpus, created=self.created, version=self.version,
-                    heads=self._heads.values(), programs=self._programs(), merged=self.merged)
+        """A copy with some of: model, split, created, version, heads, programs, merged."""
+        args = dict(model=self.model, split=self.split, created=self.created, version=self.version,
+                    heads=self._heads.values(), programs=self.programs, merged=self.merged)
         args.update(changes)
         return Library(**args)
 
-    def with_head(self, layer: int, head: int, program, *, validation=None, test=None, weights=None,
-                  notes: str = "") -> Library:
-        """A copy where head (layer, head) is explained by `program` (text or pattern)."""
-        pid, pattern = _canonical(program)
-        entry = HeadEntry(layer, head, pid, validation or {}, test or {}, weights or {}, notes)
-        heads = {**self._heads, entry.key: entry}
-        return self.replace(heads=heads.values(), programs=[*self.programs.values(), pattern])
+    def with_head(self, layer: int, head: int, level: Level, program: dsl.Program, *, source: str,
+                  validation=None, test=None, baselines=None) -> Library:
+        """A copy where head (layer, head) is explained by `program` at `level` (its
+        other levels are kept; `baselines`, when given, replace the recorded ones)."""
+        if not isinstance(program, dsl.Program):
+            raise LibraryError(f"the program must be a dsl.Program, not {type(program).__name__}")
+        entry = LevelEntry(program.id, source, validation or {}, test or {})
+        old = self._heads.get((layer, head))
+        if old is None:
+            new = HeadEntry(layer, head, {level: entry}, baselines or {})
+        else:
+            new = old.with_level(level, entry)
+            if baselines is not None:
+                new = HeadEntry(layer, head, new.levels, baselines)
+        heads = {**self._heads, new.key: new}
+        return self.replace(heads=heads.values(), programs=[*self.programs.values(), program])
 
     def without_head(self, layer: int, head: int) -> Library:
         return self.replace(heads=[h for k, h in self._heads.items() if k != (layer, head)])
 
     # --- files ---
 
-    def _programs(self) -> Mapping[str, object]:
-        """The programs, marked as checked when they came from `fmt.decode`."""
-        return fmt.CheckedPrograms(self.programs) if self._checked else self.programs
-
     def _parts(self) -> fmt.Parts:
-        return fmt.Parts(self.version, self.created, self.model, self.corpus, tuple(self._heads.values()),
-                         self._programs(), self.merged)
+        return fmt.Parts(self.version, self.created, self.model, self.split, tuple(self._heads.values()),
+                         self.programs, self.merged)
 
     def files(self) -> dict[str, bytes]:
         """The library's files, name -> bytes, exactly as `save` writes them."""
@@ -142,8 +145,6 @@ class Library(Mapping):
 
     @property
     def content_hash(self) -> str:
-        import json
-
         return json.loads(self.files()[fmt.MANIFEST])["content_hash"]
 
     def save(self, path: str | os.PathLike) -> None:
@@ -159,12 +160,13 @@ class Library(Mapping):
     def from_files(cls, files: dict[str, bytes], where: str = "<library>") -> Library:
         """Check a library's files (name -> bytes) and build it; `where` names it in errors."""
         parts = fmt.decode(files, where)
-        lib = cls(model=parts.model, corpus=parts.corpus, created=parts.created, version=parts.version,
+        lib = cls(model=parts.model, split=parts.split, created=parts.created, version=parts.version,
                   heads=parts.heads, programs=parts.programs, merged=parts.merged)
-        # A catch-all behind decode's specific checks. decode compared programs.hc
-        # with these very programs printed, so only the manifest is encoded again.
-        known = files[fmt.PROGRAMS] if dict(lib.programs) == parts.programs else None
-        if fmt.encode(lib._parts(), known) != files:
+        # A catch-all behind decode's specific checks (decode compared programs.hc
+        # with these very programs printed, which `encode` would write); it also
+        # refuses a manifest whose reading of a program (size, shape, description)
+        # is not what the program says.
+        if dict(lib.programs) != dict(parts.programs) or fmt.manifest(lib._parts(), files[fmt.PROGRAMS]) != files[fmt.MANIFEST]:
             raise LibraryError(f"{where}: does not re-save byte-identically; refusing an edited library")
         return lib
 
@@ -172,8 +174,7 @@ class Library(Mapping):
     def load(cls, path: str | os.PathLike) -> Library:
         """Read and check a library directory; any problem is a one-line LibraryError."""
         path = Path(path)
-        lib = cls.from_files(read_dir(path, fmt.FILES), str(path))
-        return lib
+        return cls.from_files(read_dir(path, fmt.FILES), str(path))
 
     def verify(self) -> None:
         """Check that the library's files decode to the same library and re-encode

@@ -1,57 +1,52 @@
-"""Summaries of a library: program families, heads per program, score quantiles.
+"""Summaries of a library, per level of detail: how many distinct programs and
+shapes explain its heads, how large they are, their families, and score quantiles.
 
-A program's *family* is its top-level construct: `softmax` (a score program),
-`mixture`, or for a selection `select:NAME`, where NAME is the word its canonical
-text starts with (`select:bos`, `select:prev`, `select:last`, `select:uniform`,
-`select:decay`, ...). A fallback `P else Q` belongs to the family of P, the option
-that decides most rows (canonical `prev(1)` is `prev(1) else bos`).
+A program's *shape* is its text with the fitted numbers written `?`
+(`headcode.dsl.shape`); its *family* and *size* are those of `headcode.dsl`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import numpy as np
 
-from headcode import dsl
-from headcode.dsl import ir
+from headcode.dsl.describe import family
+from headcode.dsl.shape import shape_id, shape_text
+
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def family(pattern) -> str:
-    if isinstance(pattern, ir.Score):
-        return "softmax"
-    if isinstance(pattern, ir.Mix):
-        return "mixture"
-    if isinstance(pattern, ir.Fallback):
-        return family(pattern.options[0])
-    m = re.match(r"[A-Za-z_]+", dsl.show(pattern))
-    return f"select:{m.group(0) if m else 'other'}"
+def _quantiles(values) -> dict[str, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return {"mean": float(values.mean()), **{f"q{int(q * 100)}": float(np.quantile(values, q)) for q in QUANTILES}}
 
 
-def summary(library, quantiles=(0.0, 0.25, 0.5, 0.75, 1.0)) -> dict:
-    """Plain data: families (programs and heads per family), the histogram of
-    heads per program, and per split and metric the score quantiles."""
-    uses = Counter(h.program for h in library.values())
-    fam_programs = Counter(family(p) for p in library.programs.values())
-    fam_heads = Counter()
-    for pid, n in uses.items():
-        fam_heads[family(library.programs[pid])] += n
-    scores = {}
-    for split in ("validation", "test"):
-        by_metric: dict[str, list[float]] = {}
-        for h in library.values():
-            for metric, v in getattr(h, split).items():
-                by_metric.setdefault(metric, []).append(v)
-        scores[split] = {
-            metric: {"count": len(vs), "mean": float(np.mean(vs)),
-                     **{f"q{int(q * 100)}": float(np.quantile(vs, q)) for q in quantiles}}
-            for metric, vs in sorted(by_metric.items())
+def summary(library) -> dict:
+    """Plain data, one entry per level the library has (`levels`), and the heads."""
+    out = {"num_heads": len(library), "num_programs": len(library.programs), "levels": {}}
+    for level in library.levels:
+        entries = [h[level] for h in library.values() if level in h.levels]
+        programs = [library.programs[e.program] for e in entries]
+        shapes = Counter(shape_id(p) for p in programs)
+        texts = {shape_id(p): shape_text(p) for p in programs}
+        scores = {}
+        for split in ("validation", "test"):
+            figures = sorted({f for e in entries for f in getattr(e, split)})
+            scores[split] = {f: {"count": len(vs), **_quantiles(vs)} for f in figures
+                             if (vs := [getattr(e, split)[f] for e in entries if f in getattr(e, split)])}
+        out["levels"][level.value] = {
+            "heads": len(entries),
+            "distinct_programs": len(set(programs)),
+            "distinct_shapes": len(shapes),
+            "size": _quantiles([p.size for p in programs]),
+            "chars": _quantiles([p.chars for p in programs]),
+            "families": dict(sorted(Counter(family(p).value for p in programs).items())),
+            "sources": dict(sorted(Counter(e.source for e in entries).items())),
+            "shapes": [{"shape": sid, "heads": n, "text": texts[sid]} for sid, n in shapes.most_common()],
+            "scores": scores,
         }
-    return {
-        "num_programs": len(library.programs),
-        "num_heads": len(library),
-        "families": {f: {"programs": fam_programs[f], "heads": fam_heads[f]} for f in sorted(fam_programs)},
-        "heads_per_program": {str(k): v for k, v in sorted(Counter(uses.values()).items())},
-        "scores": scores,
-    }
+    return out
+
+
+__all__ = ["QUANTILES", "summary"]

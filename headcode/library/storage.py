@@ -1,37 +1,18 @@
-"""Reading and atomically replacing a library directory.
-
-`write_dir` writes every file into a fresh temporary directory beside the target,
-flushes it to disk, then swaps it in: old directory renamed to a backup, new one
-renamed into place, backup removed. Each rename is atomic, so an interrupted save
-leaves the old library in place (or, if the process dies between the two
-renames, as the `.NAME.old-*` backup beside it).
-"""
+"""Reading and atomically replacing a library directory (`headcode.fileio.NewDirectory`:
+an interrupted save leaves the old library in place)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from headcode.fileio import NewDirectory
 from headcode.library.errors import LibraryError
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def check_target(target: str | os.PathLike, marker: str) -> None:
@@ -46,41 +27,20 @@ def check_target(target: str | os.PathLike, marker: str) -> None:
 
 
 def write_dir(target: str | os.PathLike, files: dict[str, bytes], marker: str) -> None:
-    """Replace directory `target` by one holding exactly `files`.
+    """Replace directory `target` by one holding exactly `files`, atomically
+    (`fileio.NewDirectory`).
 
     An existing `target` is replaced only if it holds `marker` (the manifest name),
     so a typo cannot wipe an unrelated directory.
     """
     target = Path(target)
     check_target(target, marker)
-    parent = target.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=parent))
+        with NewDirectory(target) as new:
+            for name, data in files.items():
+                _write_file(new.path / name, data)
     except OSError as err:
         raise LibraryError(f"{target}: cannot write: {err.strerror or err}") from None
-    try:
-        for name, data in files.items():
-            _write_file(tmp / name, data)
-        _fsync_dir(tmp)
-        if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-            os.rmdir(backup)  # only the unique name is wanted
-            os.replace(target, backup)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(backup, target)
-                raise
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(parent)
-    except OSError as err:
-        raise LibraryError(f"{target}: cannot write: {err.strerror or err}") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_dir(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, bytes]:

@@ -28,10 +28,14 @@ exactly the same sequences from the same file.
 
 Splits. Each story goes to train / validation / test (80 / 10 / 10 %) by a hash of
 the seed and its text: deterministic (no global random state, no order dependence),
-disjoint by construction, and all sequences of one story share a split, so held-out
-scores never see a story the programs were fitted on. Where stories are unknown (an
-unmarked stream, or one line per sequence) each sequence is hashed on its own text.
-Identical stories or sequences land in the same split.
+disjoint by construction, and all sequences of one story share a split whatever the
+shape, so held-out scores never see a story the programs were fitted on. Where
+stories are unknown (an unmarked stream, or one line per sequence) each sequence is
+hashed on its own text. Identical stories or sequences land in the same split.
+
+`SplitSpec` is the one value that says how a corpus is cut (corpus, shape,
+max_len, one_per_line, seed and the number of sequences kept per split): `explain`
+records it in the library, and `score`, `replace` and the tests read it back whole.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -73,7 +77,7 @@ class Sequence:
     """One model input: its text, its token table and where it came from."""
 
     text: str  # the source text; the table covers its first max_len tokens
-    table: object  # headcode.compiler.tokens.TokenTable; its ids are what the model reads
+    table: object  # headcode.dsl.tokens.TokenTable; its ids are what the model reads
     split: str
     # Where it came from: the 0-based line number with one_per_line, the story's
     # index in a corpus with stories, else the sequence's index in the stream.
@@ -281,7 +285,7 @@ def sequences(
     each `Sequence.table` are exactly what the tokenizer gives for its text (with the
     special tokens if asked), so a model fed `table.ids` sees that text.
     """
-    from headcode.compiler.tokens import TokenTable
+    from headcode.dsl.tokens import TokenTable
 
     if max_len < 1:
         raise UserError(f"--max-len must be at least 1, got {max_len}")
@@ -314,15 +318,17 @@ def _paragraphs(corpus: Corpus, tokenizer, max_len: int):
 
 def _windows(corpus: Corpus, tokenizer, max_len: int):
     """Consecutive paragraphs joined by a blank line until they reach max_len tokens (then
-    cut there); never across stories; a story's remainder shorter than that is dropped."""
+    cut there); never across stories; a story's remainder shorter than that is dropped.
+    With stories, a window is split (and sourced) by its story."""
     index, held, by_story = 0, "", corpus.has_stories()
-    for paragraphs in corpus.documents():
+    for story_index, paragraphs in enumerate(corpus.documents()):
+        story = "\n\n".join(paragraphs) if by_story else None
         if by_story:
             held = ""
         for paragraph in paragraphs:
             held = f"{held}\n\n{paragraph}" if held else paragraph
             if len(tokenizer(held, add_special_tokens=False)["input_ids"]) >= max_len:
-                yield held, held, index
+                yield held, story or held, story_index if by_story else index
                 index += 1
                 held = ""
 
@@ -357,3 +363,51 @@ def _texts(corpus: Corpus, tokenizer, max_len: int, add_special_tokens: bool, on
 #   paragraphs  each paragraph alone, truncated to max_len, kept with MIN_PARAGRAPH tokens;
 #   windows     consecutive paragraphs joined by a blank line, cut at exactly max_len tokens.
 SHAPES: dict[str, Callable | None] = {"packed": None, "paragraphs": _paragraphs, "windows": _windows}
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How a corpus is cut into split sequences (see the module docstring)."""
+
+    corpus: str = DEFAULT
+    shape: str = "packed"
+    max_len: int = 128
+    one_per_line: bool = False
+    seed: int = 0
+    train: int = 200  # sequences kept per split, at most
+    validation: int = 40
+    test: int = 40
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.corpus, str) or not self.corpus:
+            raise UserError("a corpus is a name, a file path or hf:NAME, not an empty string")
+        if self.shape not in SHAPES:
+            raise UserError(f"unknown sequence shape {self.shape!r}; use one of {', '.join(SHAPES)}")
+        if self.max_len < 1:
+            raise UserError(f"--max-len must be at least 1, got {self.max_len}")
+        if self.one_per_line and self.shape != "packed":
+            raise UserError(f"--one-per-line takes each line as it is; it cannot be combined with --shape {self.shape}")
+        if any(n < 0 for n in self.counts.values()):
+            raise UserError("the number of sequences of a split cannot be negative")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SPLITS}
+
+    def stream(self, tokenizer, add_special_tokens: bool, splits: Iterable[str] | None = None) -> Iterator[Sequence]:
+        """The sequences of the corpus as cut, in corpus order (of the given splits)."""
+        return sequences(open_corpus(self.corpus), tokenizer, self.max_len, add_special_tokens=add_special_tokens,
+                         one_per_line=self.one_per_line, seed=self.seed, splits=splits, shape=self.shape)
+
+    def record(self, sequences: Mapping[str, int], tokens: Mapping[str, int]) -> dict:
+        """What a library records: this spec and what the cut gave (sequences, tokens per split)."""
+        return {"corpus": self.corpus, "shape": self.shape, "max_len": self.max_len,
+                "one_per_line": self.one_per_line, "seed": self.seed, "counts": self.counts,
+                "sequences": {name: int(sequences[name]) for name in SPLITS},
+                "tokens": {name: int(tokens[name]) for name in SPLITS}}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> SplitSpec:
+        """The spec a library recorded (`record`); counts are those it asked for."""
+        return cls(corpus=record["corpus"], shape=record["shape"], max_len=record["max_len"],
+                   one_per_line=record["one_per_line"], seed=record["seed"], **dict(record["counts"]))

@@ -30,14 +30,13 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from headcode.errors import UserError
+from headcode.fileio import NewDirectory
 
 EMBEDDED = "smollm2-135m"
 
@@ -156,17 +155,15 @@ def converted_path(entry: EmbeddedGGUF) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Save into a temporary sibling and rename it: an interrupted conversion leaves
+    # Saved into a new directory swapped into place: an interrupted conversion leaves
     # no half-written cache that a later load would trust.
-    with _temporary_dir(target.parent, f".{target.name}.") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "config.json").is_file():  # not a concurrent conversion that won
-                raise
+    try:
+        with NewDirectory(target) as new:
+            model.save_pretrained(new.path, safe_serialization=True)
+            tokenizer.save_pretrained(new.path)
+    except OSError:
+        if not (target / "config.json").is_file():  # not a concurrent conversion that won
+            raise
     return target
 
 
@@ -228,15 +225,6 @@ def _quiet_progress(quiet: bool) -> Iterator[None]:
     finally:
         if was:
             hf_logging.enable_progress_bar()
-
-
-@contextlib.contextmanager
-def _temporary_dir(parent: Path, prefix: str) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- tiny random models for tests ---------------------------------------------------

@@ -6,7 +6,7 @@
 
 Modules: `attention` (the function registered with transformers as "headcode"),
 `attach` (choosing heads, the `Handle`), `tables` (token tables for batch rows),
-`batch` (padded batches and forwards), `evaluate` (perplexity and QA), `qa` (the
+`batch` (padded batches and forwards), `measure` (perplexity and QA), `qa` (the
 question sets). See docs/replace.md.
 """
 

@@ -23,64 +23,69 @@ import numpy as np
 import torch
 
 from headcode.errors import UserError
+from headcode.heads import Head, as_head, outside
+from headcode.library import FIGURES, Better, Level
 from headcode.replace import attention as attn
 from headcode.replace.tables import real_spans, table_from_ids
 
-Head = tuple[int, int]
 # (table, heads) -> float[len(heads), n, n]: causal, row-stochastic matrices.
 MatricesFn = Callable[[object, Sequence[Head]], np.ndarray]
 _REBUILT_MAX = 1024  # tables rebuilt from ids kept at most (a forward needs one per row)
-# Validation figures for which lower is better (anything else ranks higher-first).
-LOWER_IS_BETTER = frozenset({"jsd", "ppl_increase", "kl"})
 
 
 def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: float | None = None, *,
-           tokenizer=None, matrices_fn: MatricesFn | None = None, force: bool = False,
+           level: Level = Level.FULL, tokenizer=None, matrices_fn: MatricesFn | None = None, force: bool = False,
            rank_by: str | None = None) -> Handle:
     """Replace heads of `model` by their programs in `library` until `detach`.
 
     Give exactly one of `heads` (a list of (layer, head)) or `fraction` (of all the
-    model's heads, chosen by the library's recorded validation figure `rank_by`,
-    best first, ties by (layer, head)). `tokenizer` lets rows without a registered table get one
-    rebuilt from their ids, and completes the model check (the fingerprint covers the
-    vocabulary): without it only the architecture and shape are checked. A model
-    the library was not fitted to is refused unless `force`. `matrices_fn` replaces
-    the programs (tests use it for oracles); `library` is then needed only for `fraction`.
+    model's heads, chosen by the library's recorded validation figure `rank_by` at
+    `level`, best first, ties by (layer, head)). `level` says which of each head's
+    programs runs: the full one (the most faithful, the default) or the short one.
+    `tokenizer` lets rows without a registered table get one rebuilt from their
+    ids, and completes the model check (the fingerprint covers the vocabulary):
+    without it only the architecture and shape are checked. A model the library
+    was not fitted to is refused unless `force`. `matrices_fn` replaces the programs
+    (tests use it for oracles); `library` is then needed only for `fraction`.
     """
     attn.register()
     modules = attention_modules(model)
     config = model.config
     n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
+    if not isinstance(level, Level):
+        raise UserError(f"level must be a headcode.library.Level (short or full), not {level!r:.40}")
     warnings: list[str] = []
     if library is not None:
         warnings = _check_model(library, model, tokenizer, force)
     elif matrices_fn is None:
         raise UserError("attach needs a library (or matrices_fn)")
-    chosen = choose_heads(library, n_layers * n_heads, heads, fraction, rank_by)
-    for layer, head in chosen:
-        if not (0 <= layer < n_layers and 0 <= head < n_heads):
-            raise UserError(f"head L{layer}.H{head} is outside the model ({n_layers} layers of {n_heads} heads)")
-        if matrices_fn is None and (layer, head) not in library:
-            raise UserError(f"head L{layer}.H{head} has no program in the library")
+    chosen = choose_heads(library, n_layers * n_heads, heads, fraction, rank_by, level)
+    if not chosen:
+        raise UserError("no head to replace: give at least one head, or a fraction that names one")
+    for key in chosen:
+        if (why := outside(key, n_layers, n_heads)) is not None:
+            raise UserError(why)
+        if matrices_fn is None and (key not in library or level not in library[key].levels):
+            raise UserError(f"head {Head(*key)} has no {level.value} program in the library")
     if any(m in attn.ATTACHED for m in modules):
         raise UserError("this model already has heads replaced; detach that handle first")
     trusted = matrices_fn is None  # compiled programs are causal by construction
     if trusted:
-        matrices_fn = _programs_fn(library, sorted(chosen))
+        matrices_fn = _programs_fn(library, sorted(chosen), level)
     return Handle(model, modules, chosen, matrices_fn, tokenizer, warnings, check_causal=not trusted)
 
 
-def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
-                 fraction: float | None = None, rank_by: str | None = None) -> list[Head]:
+def choose_heads(library, total: int, heads: Iterable[Head] | None = None, fraction: float | None = None,
+                 rank_by: str | None = None, level: Level = Level.FULL) -> list[Head]:
     """The heads to replace, in the order chosen (see `attach`). With a fraction, heads
-    are ranked by `validation[rank_by]` (higher first, or lower first for the figures
-    in LOWER_IS_BETTER); heads without that figure come last. `rank_by` None means
-    `default_rank(library)`."""
+    are ranked by `validation[rank_by]` of their `level` entry, best first by the
+    figure's direction (`headcode.library.FIGURES`); heads without that figure come
+    last. `rank_by` None means `default_rank(library, level)`."""
     if (heads is None) == (fraction is None):
         raise UserError("give either heads or fraction to replace, not both" if heads is not None
                         else "give the heads or the fraction of heads to replace")
     if heads is not None:
-        chosen = [(int(layer), int(head)) for layer, head in heads]
+        chosen = [as_head(key) for key in heads]
         if len(set(chosen)) != len(chosen):
             raise UserError("a head is listed twice")
         return chosen
@@ -89,23 +94,27 @@ def choose_heads(library, total: int, heads: Iterable[Head] | None = None,
     if library is None:
         raise UserError("choosing heads by fraction needs a library (its validation IoU ranks them)")
     count = math.floor(fraction * total + 0.5)  # round half up: 25% of 270 heads is 68
-    rank_by = rank_by or default_rank(library)
-    sign = 1 if rank_by in LOWER_IS_BETTER else -1
-    if count and not any(rank_by in library[key].validation for key in library):
-        raise UserError(f"the library records no validation {rank_by!r} to rank heads by")
-    ranked = sorted(library, key=lambda key: (sign * library[key].validation.get(rank_by, sign * math.inf), key))
+    rank_by = rank_by or default_rank(library, level)
+    if rank_by not in FIGURES:
+        raise UserError(f"cannot rank heads by {rank_by!r:.40}: a library records {', '.join(FIGURES)}")
+    sign = 1 if FIGURES[rank_by] is Better.LOWER else -1
+    ranked_heads = [key for key in library if level in library[key].levels]
+    figure = {key: library[key][level].validation.get(rank_by) for key in ranked_heads}
+    if count and all(v is None for v in figure.values()):
+        raise UserError(f"the library records no validation {rank_by!r} of {level.value} programs to rank heads by")
+    ranked = sorted(ranked_heads, key=lambda key: (math.inf if figure[key] is None else sign * figure[key], key))
     if count > len(ranked):
         raise UserError(f"fraction {fraction:g} needs {count} of the model's {total} heads, "
-                        f"but the library explains only {len(ranked)}")
+                        f"but the library explains only {len(ranked)} at the {level.value} level")
     return ranked[:count]
 
 
-def default_rank(library) -> str:
+def default_rank(library, level: Level = Level.FULL) -> str:
     """The measured cost of replacing each head alone where the library records it
-    (`kl`, else `ppl_increase`; see `evaluate.head_effects`): IoU is a poor guide to
+    (`kl`, else `ppl_increase`; see `measure.head_effects`): IoU is a poor guide to
     what a head's program costs the model. Else validation IoU."""
     for figure in ("kl", "ppl_increase"):
-        if any(figure in library[key].validation for key in library):
+        if any(level in h.levels and figure in h[level].validation for h in library.values()):
             return figure
     return "iou"
 
@@ -143,10 +152,10 @@ class _NoVocab:
         return {}
 
 
-def _programs_fn(library, heads: list[Head]) -> MatricesFn:
+def _programs_fn(library, heads: list[Head], level: Level) -> MatricesFn:
     from headcode.compiler import ProgramBatch
 
-    batch = ProgramBatch([library.program_of(*key) for key in heads])
+    batch = ProgramBatch([library.program_of(*key, level) for key in heads])
     order = {key: k for k, key in enumerate(heads)}
 
     def evaluate(table, wanted: Sequence[Head]) -> np.ndarray:

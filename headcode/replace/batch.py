@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from headcode.compiler.tokens import TokenTable
+from headcode.dsl.tokens import TokenTable
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import json
 from importlib import resources
 
 from headcode.errors import UserError
-from headcode.replace.evaluate import Question
+from headcode.replace.measure import Question
 
 NAMES = ("builtin", "arc-easy", "piqa", "sciq")
 

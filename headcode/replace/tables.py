@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from headcode.compiler.tokens import TokenTable
+from headcode.dsl.tokens import TokenTable
 
 
 def real_spans(attention_mask, batch: int, length: int) -> list[tuple[int, int]]:

@@ -10,9 +10,9 @@ Layout of a capture directory:
 
 `capture()` streams: one sequence is tokenized, run, converted and written before the
 next is read, so memory stays at one sequence's attention whatever the corpus size.
-Everything is written into a temporary directory beside the target and renamed into
-place at the end: an interrupted capture leaves the previous one (or nothing), never
-a half-written store. A target that exists, is not empty and is not a capture is
+Everything is written into a temporary directory beside the target and swapped into
+place at the end (`fileio.NewDirectory`): an interrupted capture leaves the previous
+one (or nothing), never a half-written store. A target that exists, is not empty and is not a capture is
 refused, so a typo cannot replace someone's files.
 
 The model reads exactly `table.ids` of each sequence (the token table's ids), through
@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from headcode.errors import UserError
+from headcode.fileio import NewDirectory
 
 FORMAT = "headcode-capture"
 VERSION = 1
@@ -64,8 +63,8 @@ class CaptureWriter:
     def __init__(self, out: str | os.PathLike, meta: dict):
         self.out = Path(out)
         check_target(self.out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self.new = NewDirectory(self.out)
+        self.tmp = self.new.path
         (self.tmp / "attn").mkdir()
         (self.tmp / "tokens").mkdir()
         self.meta = dict(meta)
@@ -95,17 +94,10 @@ class CaptureWriter:
             "tokens": sum(e["n"] for e in self.entries), "sequences": self.entries,
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
-        old = None
-        if self.out.exists():
-            old = self.tmp.with_name(self.tmp.name + ".old")  # unique, as the temporary directory is
-            os.rename(self.out, old)
-        os.rename(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.out
+        return self.new.commit()
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.new.abort()
 
 
 def check_target(out: str | os.PathLike) -> None:
@@ -207,7 +199,7 @@ class Capture:
 
     def table(self, i: int):
         """The TokenTable of sequence i."""
-        from headcode.compiler.tokens import TokenTable
+        from headcode.dsl.tokens import TokenTable
 
         file = self.path / self.entry(i)["tokens"]
         try:

@@ -35,6 +35,13 @@ class Split:
         return self.attention[k][layer, head].astype(np.float64)
 
 
+def cut(loaded, spec, names=("train", "validation", "test")) -> dict[str, Split]:
+    """The splits `names` of the corpus as `spec` (a loaders.corpora.SplitSpec) cuts it
+    for `loaded`'s tokenizer: the cut a library records and is read back with."""
+    stream = spec.stream(loaded.tokenizer, loaded.add_special_tokens, splits=names)
+    return gather(stream, {name: spec.counts[name] for name in names})
+
+
 def gather(sequences: Iterable, limits: dict[str, int]) -> dict[str, Split]:
     """Sequences (loaders.corpora.Sequence) sorted into splits, at most limits[split] each.
 
@@ -51,7 +58,7 @@ def gather(sequences: Iterable, limits: dict[str, int]) -> dict[str, Split]:
     return splits
 
 
-def capture(loaded, split: Split, progress: bool = True) -> Split:
+def record(loaded, split: Split, progress: bool = True) -> Split:
     """Run the model on every sequence of `split` and keep its attention."""
     from tqdm import tqdm
 

@@ -1,20 +1,26 @@
-"""The explain pipeline: capture, propose, fit, select, score, and build a library.
+"""The explain pipeline: propose, fit, select and score programs for captured heads,
+at two levels of detail (`headcode.library.Level`).
 
-Honest evaluation, stage by stage:
-  1. capture   the model's attention on the train, validation and test splits;
-  2. propose   search: every named pattern, the best single one per head and the
-               greedy mixture of up to three (training split only); score form:
-               softmax terms and word tables fitted per layer (training split
-               only), then mixed with a named pattern where that helps on the
-               training split; optionally LLM proposals from a summary of each head;
-  3. select    each head's program among its candidates by validation IoU;
-  4. score     the chosen program and the baselines (bos, uniform, best single
-               named pattern, greedy mixture) on the test split, never seen before.
+Honest evaluation, stage by stage (the splits are captured before; `pipeline` does it):
+  1. propose  search: every named pattern, the best single one per head and the
+              greedy mixture of up to three; score form: softmax terms and word
+              tables fitted per layer, then mixed with a named pattern where that
+              helps; short: small softmaxes grown atom by atom for groups of
+              similar heads (`short`); optionally LLM proposals. Training split only.
+  2. select   the full level: each head's candidate with the best validation IoU;
+              the short level: a description-length rule over the whole library
+              on validation IoU (`shapes`), the chosen short programs refitted on
+              the whole training split, and short programs that behave alike on
+              validation text merged into the shorter.
+  3. score    both levels and the baselines (bos, uniform, best single named
+              pattern, greedy mixture) on the test split, never seen before.
 `Explanation.stages` records the seconds each stage took.
 """
 
 from __future__ import annotations
 
+import enum
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -22,37 +28,79 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from headcode import dsl
-from headcode.dsl import ir
-from headcode.synth import scoreform
+from headcode.dsl import DslError, Program
+from headcode.dsl.shape import shape_id
+from headcode.heads import Head, as_head
+from headcode.library import Level
+from headcode.library.dedup import coinciding
+from headcode.metrics import Scores
+from headcode.synth import scoreform, shapes, short
 from headcode.synth.data import Split
-from headcode.synth.evaluate import Head, mean_of, score_candidates
 from headcode.synth.patterns import named_patterns
+from headcode.synth.scoring import score_candidates
 from headcode.synth.search import Sample, extend, search
 
+# Short programs whose matrices differ by at most this much (absolute, at every
+# entry of every validation sequence) are one program: the shorter is kept.
+SAME_BEHAVIOUR = 0.02
+
+
+class Source(enum.Enum):
+    """Which proposer a candidate program came from."""
+
+    NAMED = "named"  # a named pattern (`bos`, `uniform`)
+    BEST_SINGLE = "best_single"  # the named pattern with the best training IoU
+    GREEDY_MIXTURE = "greedy_mixture"  # up to three named patterns, added greedily
+    SCORE = "score"  # the fitted score form
+    SCORE_PATTERN = "score+pattern"  # the score form mixed with a named pattern
+    SHORT = "short"  # a small softmax grown atom by atom (`short`)
+    LLM = "llm"  # an LLM's proposal, read as DSL text
+
+
+class Proposer(enum.Enum):
+    """Which proposers `explain` asks (the LLM alone still gets the search baselines)."""
+
+    SEARCH = "search"
+    OPENAI = "openai"
+    BOTH = "both"
+
+
+# The programs every head is compared with, on the same test split.
 BASELINES = ("bos", "uniform", "best_single", "greedy_mixture")
-PROPOSERS = ("search", "openai", "both")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: Source
+    program: Program
 
 
 @dataclass(frozen=True)
 class Settings:
-    proposer: str = "search"
+    proposer: Proposer = Proposer.SEARCH
     heads: tuple[Head, ...] | None = None  # None: every head
     max_terms: int = 3
     fit: scoreform.FitSettings = scoreform.FitSettings()
+    short: short.ShortSettings = short.ShortSettings()
     llm: object | None = None  # synth.llm.LLMConfig when the proposer uses it
 
 
-@dataclass
+@dataclass(frozen=True)
+class Explained:
+    """One level's explanation of a head, with its figures."""
+
+    program: Program
+    source: Source
+    validation: Scores
+    test: Scores
+
+
+@dataclass(frozen=True)
 class HeadResult:
-    layer: int
-    head: int
-    program: ir.Pattern
-    source: str  # which proposer's candidate won on validation
-    validation: dict[str, float]
-    test: dict[str, float]
-    baselines: dict[str, float]  # test IoU of each baseline for this head
-    baseline_programs: dict[str, ir.Pattern]
+    head: Head
+    levels: dict[Level, Explained]
+    baselines: dict[str, float]  # test IoU of each of BASELINES for this head
+    baseline_programs: dict[str, Program]
 
 
 @dataclass
@@ -61,8 +109,8 @@ class Explanation:
     stages: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def mean(self, figure: str = "iou") -> float:
-        return float(np.nanmean([h.test[figure] for h in self.heads]))
+    def mean(self, figure: str = "iou", level: Level = Level.FULL) -> float:
+        return float(np.nanmean([getattr(h.levels[level].test, figure) for h in self.heads]))
 
     def baseline_means(self) -> dict[str, float]:
         return {b: float(np.nanmean([h.baselines[b] for h in self.heads])) for b in BASELINES}
@@ -85,95 +133,139 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
     for split in (train, validation, test):
         if not len(split):
             raise ValueError(f"the {split.name} split has no sequences")
-    wanted = list(settings.heads) if settings.heads else [(l, h) for l in range(layers) for h in range(heads_per_layer)]
-    stages = {} if stages is None else stages
-    clock = _Clock(stages)
+    wanted = [as_head(h) for h in settings.heads] if settings.heads else \
+        [Head(l, h) for l in range(layers) for h in range(heads_per_layer)]
+    clock = _Clock({} if stages is None else stages)
     notes: list[str] = []
 
     sample = Sample(train, named_patterns())
-    found = search(sample, sorted({l for l, _ in wanted}), heads_per_layer, settings.max_terms, progress=progress)
+    found = search(sample, sorted({h.layer for h in wanted}), heads_per_layer, settings.max_terms, progress=progress)
     clock.lap("search")
+    single = {h: found.single[h.layer * heads_per_layer + h.head] for h in wanted}
+    mixture = {h: found.mixture[h.layer * heads_per_layer + h.head] for h in wanted}
+    full = {h: [Candidate(Source.BEST_SINGLE, single[h]), Candidate(Source.GREEDY_MIXTURE, mixture[h])]
+            for h in wanted}
 
-    candidates: dict[Head, list[tuple[str, ir.Pattern]]] = {
-        (l, h): [("best_single", found.single[l * heads_per_layer + h]),
-                 ("greedy_mixture", found.mixture[l * heads_per_layer + h])]
-        for l, h in wanted
-    }
-    fitted = _score_form(train, wanted, heads_per_layer, settings.fit, progress)
+    vocab = scoreform.vocabulary(train.tables)
+    fitted = _score_form(train, vocab, wanted, heads_per_layer, settings.fit, notes, progress)
     for head, program in fitted.items():
-        candidates[head].append(("score", program))
+        full[head].append(Candidate(Source.SCORE, program))
     clock.lap("score_form")
     # What a softmax cannot say (the latest comma, the sentence start...) mixed in.
     for head, program in extend(sample, fitted, heads_per_layer, progress=progress).items():
         if program != fitted[head]:
-            candidates[head].append(("score+pattern", program))
+            full[head].append(Candidate(Source.SCORE_PATTERN, program))
     clock.lap("extend")
 
-    if settings.proposer in ("openai", "both"):
+    if settings.proposer is not Proposer.SEARCH:
         from headcode.synth.proposals import llm_candidates
 
         for head, programs in llm_candidates(train, wanted, settings.llm, notes, progress).items():
-            candidates[head].extend(("llm", p) for p in programs)
+            full[head].extend(Candidate(Source.LLM, p) for p in programs)
         clock.lap("llm")
-    if settings.proposer == "openai":  # the LLM alone (search results stay as baselines)
+    if settings.proposer is Proposer.OPENAI:  # the LLM alone (search results stay as baselines)
         for head in wanted:
-            llm = [c for c in candidates[head] if c[0] == "llm"]
-            candidates[head] = llm or candidates[head]
+            full[head] = [c for c in full[head] if c.source is Source.LLM] or full[head]
 
-    # Only what the language accepts back: a library stores programs as text and
-    # re-checks them on load (size limits included).
-    for head in wanted:
-        kept = [(source, p) for source, p in candidates[head] if _round_trips(p)]
-        if len(kept) < len(candidates[head]):
-            notes.append(f"L{head[0]}.H{head[1]}: dropped {len(candidates[head]) - len(kept)} candidate(s) "
-                         "beyond the language's limits")
-        candidates[head] = kept
-    chosen_scores = score_candidates(validation, {h: [p for _, p in c] for h, c in candidates.items()},
-                                     progress, "select on validation")
-    chosen: dict[Head, tuple[str, ir.Pattern, dict]] = {}
-    for head, options in candidates.items():
-        values = [chosen_scores[c][head]["iou"] for c in range(len(options))]
-        best = int(np.nanargmax(values)) if not np.all(np.isnan(values)) else 0
-        chosen[head] = (options[best][0], options[best][1], chosen_scores[best][head])
+    fixed = {h: [Candidate(Source.NAMED, Program.of("bos")), Candidate(Source.NAMED, Program.of("uniform")),
+                 Candidate(Source.BEST_SINGLE, single[h]), Candidate(Source.GREEDY_MIXTURE, mixture[h]),
+                 *(c for c in full[h] if c.source is Source.LLM)] for h in wanted}
+    short_level = _short(train, validation, vocab, wanted, heads_per_layer, settings.short, fixed, progress, clock,
+                         notes)
+    full_scores = score_candidates(validation, {h: {c: c.program for c in full[h]} for h in wanted},
+                                   progress, "select on validation", jsd=False)
+    chosen = {Level.FULL: {h: _best(full_scores[h]) for h in wanted}, Level.SHORT: short_level}
+    # Every figure of the chosen programs (selection read IoU alone).
+    on_validation = score_candidates(validation, {h: {level: chosen[level][h].program for level in Level}
+                                                  for h in wanted})
     clock.lap("select")
 
-    bos, uniform = dsl.parse("bos"), dsl.parse("uniform")
-    final = {h: [chosen[h][1], bos, uniform, found.single[h[0] * heads_per_layer + h[1]],
-                 found.mixture[h[0] * heads_per_layer + h[1]]] for h in wanted}
-    tested = score_candidates(test, final, progress, "score on test")
+    baselines = {h: {"bos": Program.of("bos"), "uniform": Program.of("uniform"), "best_single": single[h],
+                     "greedy_mixture": mixture[h]} for h in wanted}
+    on_test = score_candidates(test, {h: {**{level: chosen[level][h].program for level in Level}, **baselines[h]}
+                                      for h in wanted}, progress, "score on test")
     clock.lap("test")
 
     results = []
-    for head in wanted:
-        source, program, val = chosen[head]
-        results.append(HeadResult(
-            layer=head[0], head=head[1], program=program, source=source, validation=val, test=tested[0][head],
-            baselines={name: tested[k + 1][head]["iou"] for k, name in enumerate(BASELINES)},
-            baseline_programs={"best_single": final[head][3], "greedy_mixture": final[head][4]},
-        ))
-    return Explanation(results, stages, notes)
+    for h in wanted:
+        levels = {level: Explained(chosen[level][h].program, chosen[level][h].source, on_validation[h][level],
+                                   on_test[h][level]) for level in Level}
+        results.append(HeadResult(h, levels, {name: on_test[h][name].iou for name in BASELINES}, baselines[h]))
+    return Explanation(results, clock.stages, notes)
 
 
-def _round_trips(program: ir.Pattern) -> bool:
-    try:
-        return dsl.canonical(dsl.parse(dsl.show(program))) == program
-    except dsl.DslError:
-        return False
+def _best(scored: dict[Candidate, Scores]) -> Candidate:
+    """The candidate with the best validation IoU (the first of equals; NaN never wins)."""
+    return max(scored, key=lambda c: -math.inf if math.isnan(scored[c].iou) else scored[c].iou)
 
 
-def _score_form(train: Split, wanted: Sequence[Head], heads_per_layer: int, fit: scoreform.FitSettings,
-                progress: bool) -> dict[Head, ir.Pattern]:
+def _score_form(train: Split, vocab: Sequence[str], wanted: Sequence[Head], heads_per_layer: int,
+                fit: scoreform.FitSettings, notes: list[str], progress: bool) -> dict[Head, Program]:
     from tqdm import tqdm
 
-    vocab = scoreform.vocabulary(train.tables)
     feats = [scoreform.features(t, vocab) for t in train.tables]
     prepared = scoreform.batches(feats, len(vocab), fit.batch)
-    out: dict[Head, ir.Pattern] = {}
-    layers = sorted({l for l, _ in wanted})
+    out: dict[Head, Program] = {}
     heads = set(wanted)
-    for layer in tqdm(layers, desc="fit score form", unit="layer", file=sys.stderr, disable=not progress):
+    for layer in tqdm(sorted({h.layer for h in wanted}), desc="fit score form", unit="layer", file=sys.stderr,
+                      disable=not progress):
         params = scoreform.fit_layer(prepared, lambda k: train.attention[k], layer, heads_per_layer, len(vocab), fit)
         for h, p in enumerate(params):
-            if (layer, h) in heads:
-                out[layer, h] = scoreform.to_program(p, vocab)
+            if Head(layer, h) in heads:
+                try:
+                    out[Head(layer, h)] = scoreform.to_program(p, vocab)
+                except DslError as err:  # a fit beyond the language's limits: the other candidates remain
+                    notes.append(f"L{layer}.H{h}: the fitted score form is not a valid program ({err})")
     return out
+
+
+def _short(train: Split, validation: Split, vocab: Sequence[str], wanted: Sequence[Head], heads_per_layer: int,
+           settings: short.ShortSettings, fixed: dict[Head, list[Candidate]], progress: bool, clock: _Clock,
+           notes: list[str]) -> dict[Head, Candidate]:
+    """Each head's short program (see the module docstring, step 2): among `fixed`
+    (named patterns, the search's, the LLM's) and the grown softmaxes."""
+    from tqdm import tqdm
+
+    def rows_of(count: int) -> short.Rows:
+        feats = [scoreform.features(t, vocab) for t in train.tables[:count]]
+        return short.Rows(scoreform.batches(feats, len(vocab), settings.batch), lambda k: train.attention[k],
+                          wanted, heads_per_layer)
+
+    rows = rows_of(settings.sequences)
+    groups = short.groups(rows, wanted, settings)
+    steps: dict[Head, list[short.Step]] = {}
+    for members in tqdm(groups, desc="grow short programs", unit="group", file=sys.stderr, disable=not progress):
+        steps.update(short.paths(rows, members, vocab, settings))
+    clock.lap("short")
+
+    candidates = {}
+    for h in wanted:
+        options = [*fixed[h], *(Candidate(Source.SHORT, s.program) for s in steps.get(h, []))]
+        candidates[h] = {c: c.program for c in dict.fromkeys(options)}
+    scored = score_candidates(validation, candidates, progress, "short: validation", jsd=False)
+    picked = shapes.choose(candidates, scored)
+    chosen = {h: picked[h] for h in wanted}
+
+    # Refit each chosen short softmax on the whole training split, heads of one
+    # list of atoms together; a refit that changes the shape or scores worse on
+    # validation is not taken.
+    atoms_of = {h: next((s.atoms for s in steps.get(h, []) if s.program == chosen[h].program), None)
+                for h in wanted if chosen[h].source is Source.SHORT}
+    if atoms_of:
+        full_rows = rows_of(len(train))
+        polished = {}
+        for atoms in dict.fromkeys(atoms_of.values()):
+            members = [h for h, a in atoms_of.items() if a == atoms]
+            polished.update(short.fill(full_rows, members, atoms, vocab, settings))
+        again = score_candidates(validation, {h: {0: chosen[h].program, 1: p} for h, p in polished.items()},
+                                 jsd=False)
+        for h, p in polished.items():
+            if shape_id(p) == shape_id(chosen[h].program) and again[h][1].iou >= again[h][0].iou:
+                chosen[h] = Candidate(Source.SHORT, p)
+    merged = coinciding([c.program for c in chosen.values()], validation.tables, atol=SAME_BEHAVIOUR)
+    if merged:
+        notes.append(f"short level: {len(merged)} program(s) merged into a shorter one that behaves the same on "
+                     f"validation text (within {SAME_BEHAVIOUR})")
+        chosen = {h: Candidate(c.source, merged.get(c.program, c.program)) for h, c in chosen.items()}
+    clock.lap("short_select")
+    return chosen

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headcode import dsl, fileio
-from headcode.dsl import ir
 from headcode.errors import UserError
 from headcode.synth.prompt import HeadSummary, build_messages, feedback, read_reply
 
@@ -77,7 +76,7 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class ProposalResult:
-    programs: list[ir.Pattern] = field(default_factory=list)  # canonical, unique by dsl.program_id
+    programs: list[dsl.Program] = field(default_factory=list)  # unique
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (candidate text, reason)
     calls: int = 0  # HTTP requests made (cache hits excluded)
     cached: bool = False  # every reply came from the cache
@@ -186,9 +185,8 @@ def propose(summary: HeadSummary, config: LLMConfig) -> ProposalResult:
             reading = read_reply(content, limit=4 * max(config.candidates, 1))
             result.rejected += reading.rejected
             for program in reading.programs:
-                pid = dsl.program_id(program)
-                if pid not in seen:
-                    seen.add(pid)
+                if program not in seen:
+                    seen.add(program)
                     result.programs.append(program)
             if reading.programs:
                 break

@@ -9,7 +9,6 @@ paper's programs default to the first token.
 from __future__ import annotations
 
 from headcode import dsl
-from headcode.dsl import ir
 from headcode.dsl.features import TokenClass
 
 CLASSES = tuple(c.value for c in TokenClass if c is not TokenClass.WORD_INITIAL)
@@ -27,10 +26,6 @@ def named_texts() -> list[str]:
     return texts
 
 
-def named_patterns() -> list[ir.Pattern]:
-    """Distinct canonical patterns of the search space (duplicates by meaning removed)."""
-    seen: dict[str, ir.Pattern] = {}
-    for text in named_texts():
-        pattern = dsl.canonical(dsl.parse(text))
-        seen.setdefault(dsl.program_id(pattern), pattern)
-    return list(seen.values())
+def named_patterns() -> list[dsl.Program]:
+    """Distinct programs of the search space (duplicates by meaning removed), in order."""
+    return list(dict.fromkeys(map(dsl.Program.of, named_texts())))

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from headcode import dsl
-from headcode.dsl import ir
 from headcode.dsl.features import Distance, Feature, TokenClass
 from headcode.dsl.sugar import PATTERNS, SELECTORS
 
@@ -169,7 +168,7 @@ def _looks_like_program(line: str) -> bool:
 
 def _parses(text: str) -> bool:
     try:
-        dsl.parse(text)
+        dsl.read(text)
     except dsl.DslError:
         return False
     return True
@@ -201,7 +200,7 @@ def extract_candidates(reply: str) -> list[str]:
 class Reading:
     """The outcome of reading one reply."""
 
-    programs: list[ir.Pattern] = field(default_factory=list)  # canonical, in reply order
+    programs: list[dsl.Program] = field(default_factory=list)  # in reply order
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (text, reason)
     errors: list[str] = field(default_factory=list)  # rendered checker messages, for feedback
 
@@ -214,13 +213,13 @@ def read_reply(reply: str, limit: int) -> Reading:
             reading.rejected.append((text[:200], f"longer than {MAX_CANDIDATE_CHARS} characters"))
             continue
         try:
-            program = dsl.parse(text)
+            program = dsl.Program.of(text)
         except dsl.DslError as err:
             err = err.with_filename(f"candidate{index}")
             reading.rejected.append((text, str(err)))
             reading.errors.append(err.render())
             continue
-        reading.programs.append(dsl.canonical(program))
+        reading.programs.append(program)
     return reading
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from headcode.dsl import ir
+from headcode.heads import Head
 from headcode.synth.data import Split
-from headcode.synth.evaluate import Head
 from headcode.synth.profiles import sequence_sums
 
 SUMMARY_SEQUENCES = 20  # sequences read to summarise a head

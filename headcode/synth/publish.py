@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
-from headcode import dsl
-from headcode.library import HeadEntry, Library, ModelIdentity
+from headcode.library import HeadEntry, LevelEntry, Library, ModelIdentity
+from headcode.metrics import Scores
 from headcode.synth.explain import Explanation
 
-LIBRARY_VERSION = "0.1.0"
+LIBRARY_VERSION = "0.2.0"
 
 
-def _rounded(scores: dict[str, float]) -> dict[str, float]:
-    return {k: round(float(v), 4) for k, v in scores.items() if v == v}  # drop NaN
+def _rounded(scores: Scores | Mapping[str, float]) -> dict[str, float]:
+    values = scores.as_dict() if isinstance(scores, Scores) else scores
+    return {k: round(float(v), 4) for k, v in values.items() if v == v}  # drop NaN
 
 
-def to_library(explanation: Explanation, model: ModelIdentity, corpus: dict, created: str | None = None,
+def to_library(explanation: Explanation, model: ModelIdentity, split: Mapping, created: str | None = None,
                version: str = LIBRARY_VERSION) -> Library:
-    """Every explained head with its program, validation and test scores; the test
-    IoU of each baseline is kept in `weights` under `baseline_*` for reports."""
+    """Every explained head with its program at each level, their validation and
+    test scores, and the test IoU of each baseline; `split` is the record of the corpus cut
+    (`SplitSpec.record`)."""
     created = created or datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     heads, programs = [], []
     for h in explanation.heads:
-        programs.append(h.program)
-        heads.append(HeadEntry(
-            layer=h.layer, head=h.head, program=dsl.program_id(h.program),
-            validation=_rounded(h.validation), test=_rounded(h.test),
-            weights=_rounded({f"baseline_{k}": v for k, v in h.baselines.items()}),
-            notes=f"source: {h.source}",
-        ))
-    return Library(model=model, corpus=corpus, created=created, version=version, heads=heads, programs=programs)
+        levels = {}
+        for level, e in h.levels.items():
+            programs.append(e.program)
+            levels[level] = LevelEntry(e.program.id, e.source.value, _rounded(e.validation), _rounded(e.test))
+        heads.append(HeadEntry(h.head.layer, h.head.head, levels, _rounded(h.baselines)))
+    return Library(model=model, split=split, created=created, version=version, heads=heads, programs=programs)

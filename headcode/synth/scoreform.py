@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from headcode import dsl
-from headcode.compiler import TokenTable
 from headcode.compiler.reference import factor_values
 from headcode.dsl import ir
 from headcode.dsl.features import MAX_TABLE, Side
+from headcode.dsl.tokens import TokenTable
+from headcode.torch_metrics import row_iou
 
 # Additive terms (each becomes `weight*TERM`). Chosen from head profiles of small
 # Llama and GPT-2 models: sinks and early positions, recency, key classes, token
@@ -53,7 +54,7 @@ TERM_EPSILON = 0.02  # so are terms with a smaller weight
 
 
 def _factors(term: str) -> tuple[ir.Factor, ...]:
-    score = dsl.parse(f"softmax(1*({term}))") if "*" not in term else dsl.parse(f"softmax({term})")
+    score = dsl.read(f"softmax(1*({term}))") if "*" not in term else dsl.read(f"softmax({term})")
     (only,) = score.terms
     return only.factors
 
@@ -112,6 +113,7 @@ class FitSettings:
     # learning rate. Measured on dev paragraphs (5 layers): 0.4 cuts program text
     # about 3-4x at no measurable IoU cost; 0.5 costs 0.005, 1.0 empties the tables.
     table_l1: float = 0.4
+    table_entries: int | None = None  # entries kept per word table after the L1 stage (None: all)
     seed: int = 0
 
 
@@ -125,7 +127,7 @@ class HeadParameters:
     mix: np.ndarray  # [components]: the weight of each softmax (sums to 1)
 
 
-class _Batch:
+class Batch:
     """Sequences padded to one length, as torch tensors (built once, reused per layer).
 
     Rows of a softmax are independent, so the fit reads a fixed sample of at most
@@ -137,7 +139,7 @@ class _Batch:
                  rng: np.random.Generator):
         import torch
 
-        self.items = items
+        self.items, self.vocab_size = items, vocab_size
         lengths = [len(feats[k].key_words) for k in items]
         self.picked = [np.arange(1, m) if m - 1 <= rows else np.sort(rng.choice(np.arange(1, m), rows, replace=False))
                        for m in lengths]
@@ -171,7 +173,7 @@ class _Batch:
         self.lengths = lengths
 
 
-def _attention(batch: _Batch, attention: Callable[[int], np.ndarray], layer: int, heads: int):
+def layer_targets(batch: Batch, attention: Callable[[int], np.ndarray], layer: int, heads: int):
     """[b, heads, rows, n] float32: the captured sampled rows of one layer for a batch."""
     import torch
 
@@ -195,79 +197,73 @@ class _Model:
 
         g = torch.Generator().manual_seed(seed)
         c = components
-        self.w = (0.01 * torch.randn(c, heads, len(TERMS), generator=g)).requires_grad_()
-        self.k = torch.zeros(c, heads, len(KEY_TABLE_FACTORS), vocab_size, requires_grad=True)
-        self.q = torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), vocab_size, requires_grad=True)
-        self.m = torch.zeros(heads, c, requires_grad=True)
+        self.weights = (0.01 * torch.randn(c, heads, len(TERMS), generator=g)).requires_grad_()
+        self.key_tables = torch.zeros(c, heads, len(KEY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        self.query_tables = torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), vocab_size, requires_grad=True)
+        self.mix_logits = torch.zeros(heads, c, requires_grad=True)
         with torch.no_grad():
-            self.w[0, :, TERMS.index("bos")] = 2.0  # most heads sink; start one component there
+            self.weights[0, :, TERMS.index("bos")] = 2.0  # most heads sink; start one component there
 
     def parameters(self):
-        return [self.w, self.k, self.q, self.m]
+        return [self.weights, self.key_tables, self.query_tables, self.mix_logits]
 
-    def log_probs(self, batch: _Batch):
+    def log_probs(self, batch: Batch):
         import torch
 
-        c, heads = self.w.shape[:2]
+        c, heads = self.weights.shape[:2]
         # The last vocabulary index is "not in the table": value 0.
-        k = torch.cat([self.k, torch.zeros(c, heads, len(KEY_TABLE_FACTORS), 1)], dim=3)
-        q = torch.cat([self.q, torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), 1)], dim=3)
-        logits = torch.einsum("bijf,chf->cbhij", batch.terms, self.w)
+        k = torch.cat([self.key_tables, torch.zeros(c, heads, len(KEY_TABLE_FACTORS), 1)], dim=3)
+        q = torch.cat([self.query_tables, torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), 1)], dim=3)
+        logits = torch.einsum("bijf,chf->cbhij", batch.terms, self.weights)
         kw = k[:, :, :, batch.words]  # [c, h, g, b, n]: the key table value for key j's word
         logits = logits + torch.einsum("chgbj,bijg->cbhij", kw, batch.key)
         qw = q[:, :, :, batch.query_words]  # [c, h, g, b, rows]: the table value for query i's word
         logits = logits + torch.einsum("chgbi,bijg->cbhij", qw, batch.query)
         # A large finite negative, not -inf: logsumexp's gradient is NaN where all are -inf.
         logits = logits.masked_fill(~batch.valid[None, :, None], -1e9)
-        log_mix = torch.log_softmax(self.m, dim=1).T[:, None, :, None, None]  # [c, 1, h, 1, 1]
+        log_mix = torch.log_softmax(self.mix_logits, dim=1).T[:, None, :, None, None]  # [c, 1, h, 1, 1]
         return torch.logsumexp(torch.log_softmax(logits, dim=-1) + log_mix, dim=0)
 
 
-def _ce_loss(logp, target, batch):
+def ce_loss(logp, target, batch):
     logp = logp.masked_fill(~batch.valid[:, None], 0.0)
     per_row = -(target * logp).sum(-1)  # [b, h, n]
     mask = batch.rows[:, None, :].float()
     return (per_row * mask).sum() / mask.sum().clamp(min=1) / per_row.shape[1]
 
 
-def torch_min_max(p, target):
-    import torch
-
-    inter = torch.minimum(p, target).sum(-1)
-    union = torch.maximum(p, target).sum(-1).clamp(min=1e-9)
-    return inter / union
-
-
-def _iou_loss(logp, target, batch):
+def iou_loss(logp, target, batch):
     p = logp.exp().masked_fill(~batch.valid[:, None], 0.0)
-    per_row = torch_min_max(p, target)
+    per_row = row_iou(target, p)
     mask = batch.rows[:, None, :].float()
     return 1.0 - (per_row * mask).sum() / mask.sum().clamp(min=1) / per_row.shape[1]
 
 
-def batches(feats: Sequence[Features], vocab_size: int, size: int, rows: int = 48, seed: int = 0) -> list[_Batch]:
+def batches(feats: Sequence[Features], vocab_size: int, size: int, rows: int = 48, seed: int = 0) -> list[Batch]:
     """Sequences grouped by length (little padding), `size` per batch, `rows` rows each."""
     rng = np.random.default_rng(seed)
     order = sorted(range(len(feats)), key=lambda k: len(feats[k].key_words))
-    return [_Batch(order[s: s + size], feats, vocab_size, rows, rng) for s in range(0, len(order), size)]
+    return [Batch(order[s: s + size], feats, vocab_size, rows, rng) for s in range(0, len(order), size)]
 
 
-def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], layer: int, heads: int,
+def fit_layer(prepared: list[Batch], attention: Callable[[int], np.ndarray], layer: int, heads: int,
               vocab_size: int, settings: FitSettings = FitSettings()) -> list[HeadParameters]:
     """Fit every head of one layer; `attention(k)` is sequence k's [layers, heads, n, n]."""
     import torch
 
     generator = np.random.default_rng(settings.seed + layer)
-    targets = [_attention(b, attention, layer, heads) for b in prepared]
+    targets = [layer_targets(b, attention, layer, heads) for b in prepared]
     model = _Model(heads, vocab_size, settings.components, settings.seed + layer)
     # Stage 1, cross-entropy with an L1 proximal step on the word tables: it decides
     # which words a head cares about. Stage 2, the soft row IoU on that support only
     # (the "relaxed lasso"): the kept entries lose the shrinkage bias, the dropped
     # ones stay exactly zero, so tables stay short.
-    for stage, (epochs, lr, loss_fn) in enumerate(((settings.ce_epochs, settings.ce_lr, _ce_loss),
-                                                   (settings.iou_epochs, settings.iou_lr, _iou_loss))):
+    for stage, (epochs, lr, loss_fn) in enumerate(((settings.ce_epochs, settings.ce_lr, ce_loss),
+                                                   (settings.iou_epochs, settings.iou_lr, iou_loss))):
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-        support = None if stage == 0 or settings.table_l1 <= 0 else (model.k != 0, model.q != 0)
+        if stage == 1 and settings.table_entries is not None:
+            _keep_largest((model.key_tables, model.query_tables), settings.table_entries)
+        support = None if stage == 0 or settings.table_l1 <= 0 else (model.key_tables != 0, model.query_tables != 0)
         for _ in range(epochs):
             for k in generator.permutation(len(prepared)):
                 optimiser.zero_grad()
@@ -275,15 +271,26 @@ def fit_layer(prepared: list[_Batch], attention: Callable[[int], np.ndarray], la
                 loss.backward()
                 optimiser.step()
                 if support is None and settings.table_l1 > 0:
-                    _shrink((model.k, model.q), lr * settings.table_l1)
+                    _shrink((model.key_tables, model.query_tables), lr * settings.table_l1)
                 elif support is not None:
                     with torch.no_grad():
-                        model.k.mul_(support[0])
-                        model.q.mul_(support[1])
+                        model.key_tables.mul_(support[0])
+                        model.query_tables.mul_(support[1])
     w, key, query, mix = (t.detach().numpy().astype(np.float64) for t in model.parameters())
     shares = np.exp(mix - mix.max(axis=1, keepdims=True))
     shares /= shares.sum(axis=1, keepdims=True)
     return [HeadParameters(w[:, h], key[:, h], query[:, h], shares[h]) for h in range(heads)]
+
+
+def _keep_largest(tables, count: int) -> None:
+    """Zero all but the `count` largest |entries| of every word table (the last axis), in place."""
+    import torch
+
+    with torch.no_grad():
+        for t in tables:
+            if t.shape[-1] > count:
+                threshold = t.abs().topk(count, dim=-1).values[..., -1:]
+                t.mul_(t.abs() >= threshold.clamp_min(1e-12))
 
 
 def _shrink(tensors, amount: float) -> None:
@@ -300,20 +307,20 @@ def _shrink(tensors, amount: float) -> None:
 # --- parameters -> program ------------------------------------------------------------
 
 
-def _table(side: Side, values: np.ndarray, vocab: Sequence[str]) -> ir.Table | None:
+def _table(side: Side, values: np.ndarray, vocab: Sequence[str]) -> ir.WordTable | None:
     entries = [(vocab[v], float(round(values[v], 2))) for v in range(len(vocab)) if abs(values[v]) >= TABLE_EPSILON]
     if not entries:
         return None
-    return ir.Table(side, tuple(sorted(entries)))
+    return ir.WordTable(side, tuple(sorted(entries)))
 
 
-def to_program(params: HeadParameters, vocab: Sequence[str]) -> ir.Pattern:
-    """The canonical DSL program the parameters stand for: one softmax, or a mixture."""
+def to_program(params: HeadParameters, vocab: Sequence[str]) -> dsl.Program:
+    """The program the parameters stand for: one softmax, or a mixture."""
     scores = [_score(params.weights[c], params.key_tables[c], params.query_tables[c], vocab)
               for c in range(len(params.mix))]
     if len(scores) == 1:
-        return dsl.canonical(scores[0])
-    return dsl.canonical(ir.Mix(tuple(ir.Weighted(float(share), score) for share, score in zip(params.mix, scores))))
+        return dsl.Program.of(scores[0])
+    return dsl.Program.of(ir.Mix(tuple(ir.Weighted(float(share), score) for share, score in zip(params.mix, scores))))
 
 
 def _score(weights, key_tables, query_tables, vocab: Sequence[str]) -> ir.Score:

@@ -20,24 +20,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from headcode.compiler import ProgramBatch
-from headcode.dsl import canonical, ir
+from headcode.dsl import Program, ir
+from headcode.heads import Head
 from headcode.synth.data import Split
+from headcode.torch_metrics import mean_row_iou
 
 STEPS = np.arange(1, 10) / 10  # the weight of a new term: 0.1 .. 0.9
 PARTNERS = 8  # candidates tried as the next term of each head's mixture
 ROWS = 48  # query rows per sequence the search scores (a fixed random sample beyond that)
 MIN_GAIN = 1e-4  # a new term must raise training IoU by this much
 
-Head = tuple[int, int]
-
 
 @dataclass(frozen=True)
 class SearchResult:
     """Per head (layer-major order): the best single pattern and the greedy mixture."""
 
-    single: list[ir.Pattern]
+    single: list[Program]
     single_iou: np.ndarray  # training IoU of the best single pattern
-    mixture: list[ir.Pattern]
+    mixture: list[Program]
     mixture_iou: np.ndarray
 
 
@@ -49,7 +49,7 @@ class Sample:
     fixed sample estimates it without bias at a fraction of the cost.
     """
 
-    def __init__(self, split: Split, patterns: Sequence[ir.Pattern], max_sequences: int = 48, seed: int = 0):
+    def __init__(self, split: Split, patterns: Sequence[Program], max_sequences: int = 48, seed: int = 0):
         import torch
 
         rng = np.random.default_rng(seed)
@@ -67,21 +67,12 @@ class Sample:
     def __len__(self) -> int:
         return len(self.tables)
 
-    def rows_of(self, programs: Sequence[ir.Pattern]):
+    def rows_of(self, programs: Sequence[Program]):
         """Per sequence, float32 [len(programs), rows, n] of the given programs."""
         import torch
 
         batch = ProgramBatch(programs)
         return [torch.from_numpy(batch.evaluate(t)[:, r].astype(np.float32)) for t, r in zip(self.tables, self.rows)]
-
-
-def _row_iou(a, b):
-    """Mean soft IoU over the rows given: a, b broadcastable [..., rows, n]."""
-    import torch
-
-    inter = torch.minimum(a, b).sum(-1)
-    union = torch.maximum(a, b).sum(-1).clamp(min=1e-12)
-    return (inter / union).mean(-1)
 
 
 def _greedy_step(sample: Sample, groups, mixes, current):
@@ -107,7 +98,7 @@ def _greedy_step(sample: Sample, groups, mixes, current):
     for layer, hs in groups:
         for k in range(count):
             trial = torch.lerp(mixes[k][hs][:, None, None], sample.candidates[k][partners[hs]][:, :, None], steps)
-            gain[hs] += _row_iou(sample.targets[k][layer][:, None, None], trial) / count
+            gain[hs] += mean_row_iou(sample.targets[k][layer][:, None, None], trial) / count
     value, where = gain.reshape(total, -1).max(1)
     out = []
     for h in range(total):
@@ -134,7 +125,7 @@ def search(sample: Sample, layers: Sequence[int], heads: int, max_terms: int = 3
     single_score = torch.zeros(total, len(patterns))
     for layer, hs in groups:
         for k in range(count):
-            single_score[hs] += _row_iou(sample.targets[k][layer][:, None], sample.candidates[k][None]) / count
+            single_score[hs] += mean_row_iou(sample.targets[k][layer][:, None], sample.candidates[k][None]) / count
         bar.update(1)
     best = single_score.argmax(1)
 
@@ -150,13 +141,13 @@ def search(sample: Sample, layers: Sequence[int], heads: int, max_terms: int = 3
                 current[h] = value
         bar.update(len(layers))
     bar.close()
-    mixtures = [_mixture(t, patterns) for t in terms]
+    mixtures = [_mixture([(w, patterns[i]) for w, i in t]) for t in terms]
     return SearchResult([patterns[int(b)] for b in best], single_score.max(1).values.numpy(), mixtures,
                         current.numpy())
 
 
-def extend(sample: Sample, programs: Mapping[Head, ir.Pattern], heads: int, max_extra: int = 1,
-           progress: bool = True) -> dict[Head, ir.Pattern]:
+def extend(sample: Sample, programs: Mapping[Head, Program], heads: int, max_extra: int = 1,
+           progress: bool = True) -> dict[Head, Program]:
     """Each head's program mixed with up to `max_extra` named patterns where that
     raises training IoU; heads where nothing helps keep their program."""
     import torch
@@ -176,9 +167,9 @@ def extend(sample: Sample, programs: Mapping[Head, ir.Pattern], heads: int, max_
         mixes.append(m)
     current = torch.full((total,), float("inf"))  # heads not asked for never change
     for key in keys:
-        current[slot[key]] = sum(float(_row_iou(sample.targets[k][key[0], key[1]], mixes[k][slot[key]]))
+        current[slot[key]] = sum(float(mean_row_iou(sample.targets[k][key[0], key[1]], mixes[k][slot[key]]))
                                  for k in range(count)) / count
-    terms: dict[Head, list[tuple[float, ir.Pattern]]] = {key: [(1.0, programs[key])] for key in keys}
+    terms: dict[Head, list[tuple[float, Program]]] = {key: [(1.0, programs[key])] for key in keys}
     for _ in range(max_extra):
         steps = _greedy_step(sample, groups, mixes, current)
         for key in keys:
@@ -190,11 +181,10 @@ def extend(sample: Sample, programs: Mapping[Head, ir.Pattern], heads: int, max_
             current[slot[key]] = value
             for k in range(count):
                 mixes[k][slot[key]] = torch.lerp(mixes[k][slot[key]], sample.candidates[k][index], w)
-    return {key: t[0][1] if len(t) == 1 else canonical(ir.Mix(tuple(ir.Weighted(w, p) for w, p in t)))
-            for key, t in terms.items()}
+    return {key: _mixture(t) for key, t in terms.items()}
 
 
-def _mixture(terms, patterns) -> ir.Pattern:
+def _mixture(terms: Sequence[tuple[float, Program]]) -> Program:
     if len(terms) == 1:
-        return patterns[terms[0][1]]
-    return canonical(ir.Mix(tuple(ir.Weighted(float(w), patterns[idx]) for w, idx in terms)))
+        return terms[0][1]
+    return Program.of(ir.Mix(tuple(ir.Weighted(float(w), p.ir) for w, p in terms)))

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 import torch
 
-from headcode.compiler.tokens import TokenTable
-from headcode.replace.attach import attach
+from headcode.dsl.tokens import TokenTable
+from headcode.library import Level
+from headcode.replace.attach import attach, choose_heads
 from headcode.replace.batch import encode, forward
 
 
@@ -100,16 +101,19 @@ def _joined(tokenizer, prompt: str, choice: str, add_special_tokens: bool, max_l
 
 
 def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: Iterable[float], *,
-          qa: dict[str, Sequence[Question]] | None = None, add_special_tokens: bool = False,
-          batch_size: int = 8, force: bool = False, rank_by: str | None = None,
+          level: Level = Level.FULL, qa: dict[str, Sequence[Question]] | None = None,
+          add_special_tokens: bool = False, batch_size: int = 8, force: bool = False, rank_by: str | None = None,
           progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Perplexity (and QA accuracies) at each fraction of heads replaced, in increasing
-    order; fraction 0 (the baseline of every `increase`) is always included."""
+    """Perplexity (and QA accuracies) at each fraction of heads replaced (their `level`
+    programs), in increasing order; fraction 0 (the baseline of every `increase`,
+    nothing attached) is always included."""
     points, baseline = [], None
+    total = int(model.config.num_hidden_layers) * int(model.config.num_attention_heads)
     for fraction in sorted({0.0, *map(float, fractions)}):
         handle = None
-        if fraction > 0:
-            handle = attach(model, library, fraction=fraction, tokenizer=tokenizer, force=force, rank_by=rank_by)
+        heads = choose_heads(library, total, fraction=fraction, rank_by=rank_by, level=level)
+        if heads:
+            handle = attach(model, library, heads=heads, level=level, tokenizer=tokenizer, force=force)
         try:
             heads = list(handle.heads) if handle else []
             if progress:
@@ -130,9 +134,10 @@ def curve(model, tokenizer, library, tables: Sequence[TokenTable], fractions: It
     return points
 
 
-def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, batch_size: int = 8,
-                 force: bool = False, progress: bool = False) -> dict[tuple[int, int], dict[str, float]]:
-    """What replacing each library head alone costs the model on `tables` (pass
+def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, level: Level = Level.FULL,
+                 batch_size: int = 8, force: bool = False,
+                 progress: bool = False) -> dict[tuple[int, int], dict[str, float]]:
+    """What replacing each library head alone (its `level` program) costs the model on `tables` (pass
     validation text: the figures rank heads for evaluation on the test split):
     {"ppl_increase": perplexity ratio - 1, "kl": mean KL(clean || replaced) in nats
     per predicted token}.
@@ -165,10 +170,11 @@ def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, bat
     if count == 0:
         raise ValueError("no tokens to predict: every sequence has a single token")
     effects = {}
-    bar = tqdm(list(library), desc="measure heads", unit="head", file=sys.stderr, disable=not progress)
+    keys = [key for key in library if level in library[key].levels]
+    bar = tqdm(keys, desc=f"measure heads ({level.value})", unit="head", file=sys.stderr, disable=not progress)
     for key in bar:
         total, kl = 0.0, 0.0
-        with attach(model, library, heads=[key], tokenizer=tokenizer, force=force) as handle:
+        with attach(model, library, heads=[key], level=level, tokenizer=tokenizer, force=force) as handle:
             for batch, outputs, before in zip(batches, records, clean):
                 with _replayed(layers[:key[0]], outputs):
                     logits = forward(model, batch, handle)
@@ -236,12 +242,17 @@ class _replayed:
             del layer.forward  # the instance attribute; the class's forward shows again
 
 
-def with_effects(library, effects: dict[tuple[int, int], dict[str, float]]):
-    """The library with each measured head's figures (`head_effects`) recorded in its
-    validation scores."""
+def with_effects(library, effects: dict[tuple[int, int], dict[str, float]], level: Level = Level.FULL):
+    """The library with each measured head's figures (`head_effects` of its `level`
+    program) recorded in that level's validation scores."""
     import dataclasses
 
-    heads = [dataclasses.replace(library[key], validation={**library[key].validation,
-                                                           **{k: round(v, 6) for k, v in effects[key].items()}})
-             if key in effects else library[key] for key in library]
+    heads = []
+    for key in library:
+        h = library[key]
+        if key in effects:
+            entry = h[level]
+            measured = {k: round(v, 6) for k, v in effects[key].items()}
+            h = h.with_level(level, dataclasses.replace(entry, validation={**entry.validation, **measured}))
+        heads.append(h)
     return library.replace(heads=heads)

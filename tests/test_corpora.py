@@ -192,3 +192,23 @@ def test_tinystories_dev_file(tokenizer):
     assert all(1 <= len(s.table) <= 128 for s in seqs)
     assert {s.split for s in seqs} == set(SPLITS)
 
+
+
+@pytest.mark.parametrize("shape", ["packed", "paragraphs", "windows"])
+def test_no_story_is_in_two_splits_whatever_the_shape(tokenizer, tmp_path, shape):
+    """Held-out scores must never see a story the programs were fitted on: every
+    sequence of one story has that story's split, in every shape, and the source
+    index names the story."""
+    # Longer stories than story(k), so that windows of 30 tokens cut each into several.
+    text = "\n\n\n".join(story(k) + "\n\n" + story(k + 100) for k in range(30)) + "\n"
+    path = tmp_path / "long.txt"
+    path.write_text(text, encoding="utf-8")
+    seen = [s for s in sequences(open_corpus(str(path)), tokenizer, 30, shape=shape)]
+    splits_of_story: dict[int, set[str]] = {}
+    for s in seen:
+        splits_of_story.setdefault(s.source, set()).add(s.split)
+    assert len(splits_of_story) > 10
+    assert any(sum(s.source == k for s in seen) > 1 for k in splits_of_story), "no story gave two sequences"
+    assert all(len(found) == 1 for found in splits_of_story.values())
+    expected = {k: split_of("\n\n".join([story(k), story(k + 100)])) for k in range(30)}
+    assert {k: next(iter(v)) for k, v in splits_of_story.items()} == {k: expected[k] for k in splits_of_story}

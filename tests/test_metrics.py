@@ -108,3 +108,32 @@ def test_stacks_score_each_matrix(pair):
             assert stacked[layer, head] == pytest.approx(s.iou, nan_ok=True)
             assert metrics.iou(a, p, all_rows=True)[layer, head] == pytest.approx(s.iou_all_rows)
             assert metrics.jsd(a, p)[layer, head] == pytest.approx(s.jsd, nan_ok=True)
+
+
+@given(causal_pairs(stack=True))
+@settings(max_examples=50, deadline=None)
+def test_torch_row_iou_agrees_with_numpy(pair):
+    """Fitting maximises torch_metrics.row_iou and reports metrics.row_iou: they must be one measure."""
+    import torch
+
+    from headcode import torch_metrics
+
+    actual, predicted = pair
+    fitted = torch_metrics.row_iou(torch.from_numpy(actual), torch.from_numpy(predicted)).numpy()
+    np.testing.assert_allclose(fitted, metrics.row_iou(actual, predicted), rtol=1e-12, atol=1e-12)
+    means = torch_metrics.mean_row_iou(torch.from_numpy(actual), torch.from_numpy(predicted)).numpy()
+    np.testing.assert_allclose(means, metrics.iou(actual, predicted, all_rows=True), rtol=1e-12, atol=1e-12)
+
+
+def test_torch_row_iou_of_empty_rows_is_one_with_finite_gradient():
+    import torch
+
+    from headcode import torch_metrics
+
+    actual = torch.zeros(3, 3)
+    predicted = torch.zeros(3, 3, requires_grad=True)
+    value = torch_metrics.row_iou(actual, predicted)
+    assert value.tolist() == [1.0] * 3
+    assert metrics.row_iou(actual.numpy(), predicted.detach().numpy()).tolist() == [1.0] * 3
+    value.sum().backward()
+    assert torch.isfinite(predicted.grad).all()

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from headcode.heads import Head
 from headcode.library.errors import LibraryError
+from headcode.loaders.corpora import SHAPES, SPLITS
 
 ID = re.compile(r"[0-9a-f]{16}\Z")
 _SOURCE = re.compile(r"[a-z][a-z0-9_+]*\Z")
@@ -52,7 +53,6 @@ BASELINES = ("bos", "uniform", "best_single", "greedy_mixture")
 
 # What a library records of its text: how the corpus was cut, and what that gave.
 SPLIT_FIELDS = ("corpus", "shape", "max_len", "one_per_line", "seed", "counts", "sequences", "tokens")
-SPLITS = ("train", "validation", "test")
 
 
 def figures(value, what: str) -> Mapping[str, float]:
@@ -152,8 +152,10 @@ def check_split(split) -> Mapping:
     for k in SPLIT_FIELDS:
         if k not in split:
             raise LibraryError(f"split.{k} is missing")
-    if not isinstance(split["corpus"], str) or not split["corpus"] or not isinstance(split["shape"], str):
-        raise LibraryError("split.corpus and split.shape must be non-empty strings")
+    if not isinstance(split["corpus"], str) or not split["corpus"]:
+        raise LibraryError("split.corpus must be a non-empty string")
+    if split["shape"] not in SHAPES:
+        raise LibraryError(f"split.shape must be one of {', '.join(SHAPES)}, not {split['shape']!r:.40}")
     if not isinstance(split["one_per_line"], bool):
         raise LibraryError("split.one_per_line must be true or false")
     for k, low in (("max_len", 1), ("seed", None)):

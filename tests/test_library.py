@@ -305,10 +305,13 @@ def test_missing_and_unreadable_libraries(tmp_path):
 def test_a_manifest_that_misreads_a_program_is_refused():
     manifest, programs = parts()
     manifest["heads"][0]["levels"]["full"]["description"] = "The first token."
-    assert refused(forge(manifest, programs)) == "L: does not re-save byte-identically; refusing an edited library"
+    message = refused(forge(manifest, programs))
+    assert message.startswith("L/manifest.json: head L0.H1 full: the recorded description ('The first token.') "
+                              "is not what this headcode reads from its program"), message
+    assert "regenerate it with `headcode explain" in message
     manifest, programs = parts()
     manifest["heads"][0]["levels"]["full"]["size"] = 1
-    assert "does not re-save byte-identically" in refused(forge(manifest, programs))
+    assert "the recorded size (1) is not what this headcode reads" in refused(forge(manifest, programs))
 
 
 def test_interrupted_save_leaves_the_old_library(tmp_path, monkeypatch):

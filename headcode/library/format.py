@@ -251,6 +251,18 @@ def decode(files: dict[str, bytes], where: str) -> Parts:
         for level, e in h.levels.items():
             if e.program not in programs:
                 raise LibraryError(f"{mpath}: head {h.name} {level.value} uses program {e.program}, not in {PROGRAMS}")
+    # The content hash held, so a reading that differs from the program's was either
+    # edited in with a recomputed hash or written by a headcode with other rules.
+    raw = {(r["layer"], r["head"]): r["levels"] for r in manifest["heads"]}
+    for h in parts["heads"]:
+        for level, e in h.levels.items():
+            recorded, derived = raw[h.layer, h.head][level.value], reading(programs[e.program])
+            for key, value in derived.items():
+                if recorded[key] != value:
+                    raise LibraryError(f"{mpath}: head {h.name} {level.value}: the recorded {key} "
+                                       f"({recorded[key]!r:.40}) is not what this headcode reads from its program "
+                                       f"({value!r:.40}); edited, or written by a headcode with other rules: "
+                                       + REGENERATE)
     unused = sorted(set(programs) - used)
     if unused:
         raise LibraryError(f"{ppath}: program p_{unused[0]} is not used by any head")

@@ -523,8 +523,13 @@ def test_cli_inspect_verify_stats(tmp_path, cli):
     assert data["heads"][1]["baselines"] == {"bos": 0.2}
     code, out, _ = cli("inspect", tmp_path / "l")
     assert code == 0 and "L0.H1" in out and "0.7*prev(1) + 0.3*bos" in out
-    assert out.index("short previous") < out.index("softmax(2*bos") if "short previous" in out else True
     assert out.index("last(punct) else bos") < out.index("softmax(2*bos + key.punct)")  # short first
+    code, out, _ = cli("inspect", tmp_path / "l", "--heads", "L0.H1", "--json")
+    assert code == 0 and [(h["layer"], h["head"]) for h in json.loads(out)["heads"]] == [(0, 1)]
+    code, out, err = cli("inspect", tmp_path / "l", "--heads", "L1.H0")
+    assert code == 2 and err == f"headcode: error: --heads: {tmp_path}/l has no program for L1.H0\n"
+    code, out, err = cli("inspect", tmp_path / "l", "--heads", "L9.H0")
+    assert code == 2 and "outside the model" in err
     code, out, _ = cli("verify", tmp_path / "l")
     assert code == 0 and out.startswith("OK ") and "2 heads, 3 programs" in out
     code, out, _ = cli("stats", tmp_path / "l")

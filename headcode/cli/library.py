@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     p.add_argument("lib", metavar="LIB")
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.add_argument("--full", action="store_true", help="print long programs whole (default: cut at 200 characters)")
+    p.add_argument("--heads", metavar="L0.H1,...", help="only these heads (default: every head)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("verify", help="check a library (format, content hash, programs, heads); exit 0 if sound")
@@ -62,7 +63,16 @@ def cmd_inspect(args) -> int:
     from headcode.dsl.describe import describe, family
     from headcode.library import FORMAT_VERSION
 
+    from headcode.heads import parse_heads
+
     lib = _load(args.lib)
+    shown_heads = list(lib.values())
+    if args.heads is not None:
+        wanted = parse_heads(args.heads, lib.model.num_layers, lib.model.num_heads)
+        missing = [f"L{l}.H{h}" for l, h in wanted if (l, h) not in lib]
+        if missing:
+            raise UserError(f"--heads: {args.lib} has no program for {', '.join(missing)}")
+        shown_heads = [lib[h] for h in wanted]
     if args.json:
         print(json.dumps({
             "format_version": FORMAT_VERSION,
@@ -75,7 +85,7 @@ def cmd_inspect(args) -> int:
             "num_programs": len(lib.programs),
             "num_heads": len(lib),
             "merged": dict(lib.merged),
-            "heads": [_head(lib, h) for h in lib.values()],
+            "heads": [_head(lib, h) for h in shown_heads],
         }, indent=2, ensure_ascii=False))
         return 0
     m, split = lib.model, lib.split
@@ -86,8 +96,9 @@ def cmd_inspect(args) -> int:
           f"{split['seed']}; " + ", ".join(f"{n} {k}" for k, n in split["sequences"].items()))
     print(f"{len(lib)} heads, {len(lib.programs)} programs, levels {', '.join(x.value for x in lib.levels)}, "
           f"{len(lib.merged)} merged, {lib.content_hash}")
-    for h in lib.values():
-        print(f"\n{h.name}")
+    for h in shown_heads:
+        baselines = ", ".join(f"{k} {v:.3f}" for k, v in h.baselines.items())
+        print(f"\n{h.name}  (test iou of the baselines: {baselines})")
         for level, e in h.levels.items():  # short first: the one people read
             program = lib.programs[e.program]
             scores = " ".join(f"{split[0]}.{k}={v:.3f}" for split in ("validation", "test")

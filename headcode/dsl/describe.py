@@ -182,7 +182,9 @@ def _pattern(p: ir.Pattern) -> str:
         if sum(isinstance(t.pattern, ir.Score) for t in p.terms) > 1:  # too much for one sentence: the main part
             head, rest = p.terms[0], len(p.terms) - 1
             return f"{round(100 * head.weight)}%: {_pattern(head.pattern)}; {rest} more softmax{'es' if rest > 1 else ''}"
-        parts = [f"{_pattern(t.pattern)} ({round(100 * t.weight)}%)" for t in p.terms]
+        # A fallback inside a component is joined with commas, so that the share
+        # after it reads as the whole component's, not its last option's.
+        parts = [f"{_pattern(t.pattern).replace('; ', ', ')} ({round(100 * t.weight)}%)" for t in p.terms]
         if p.terms[0].weight >= 0.6:
             return f"mostly {parts[0]}; also " + _and(parts[1:])
         return _and(parts)

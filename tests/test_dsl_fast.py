@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import pathlib
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -88,6 +90,46 @@ def blanks(text: str, choices) -> str:
     """Blanks and comments after some separators (which may land inside quoted words:
     then the text is wrong, and the fast parser must decline it)."""
     return "".join(c + (next(choices) if c in " ,(*+" else "") for c in text)
+
+
+def test_fast_paths_take_their_terminals_from_the_grammar():
+    """One definition of the language's words: grammar.lark. The regexes of the fast
+    paths are its terminals, as a Lark parser built here reads them."""
+    from importlib import resources
+
+    import lark
+
+    from headcode.dsl import entries, terminals
+    from headcode.synth import prompt
+
+    grammar = lark.Lark(resources.files("headcode.dsl").joinpath("grammar.lark").read_text("utf-8"),
+                        start=["program", "file"], parser="lalr")
+    regex = {d.name: d.pattern.to_regexp() for d in grammar.terminals}
+    for name in ("NAME", "DEFNAME", "NUMBER", "STRING", "SIGNED_WEIGHT", "CMPOP", "SIGN", "COMMENT"):
+        assert getattr(terminals, name) == regex[name]
+        assert re.compile(regex[name]).groups == 0, f"{name} captures (write its groups (?:...))"
+    assert terminals.IGNORED == tuple(regex[k] for k in grammar.ignore_tokens)
+    assert set(terminals.KEYWORDS.values()) == {"else", "or", "and", "not", "true", "false"}
+    assert {k: grammar.get_terminal(k).pattern.value for k in terminals.KEYWORDS} == terminals.KEYWORDS
+    ignored = "|".join(terminals.IGNORED)
+    punctuation = "|".join((regex["SIGN"], *(regex[k] for k in ("STAR", "LPAR", "RPAR", "COMMA", "DOT", "EQUAL"))))
+    assert fastparse._TOKEN.pattern == (
+        f"(?P<skip>{ignored})|(?P<number>{regex['NUMBER']})|(?P<word>{regex['NAME']})"
+        f"|(?P<cmpop>{regex['CMPOP']})|(?P<op>{punctuation})|(?P<table>{entries.TABLE_BODY})")
+    assert fastparse._DEFNAME.pattern == regex["DEFNAME"]
+    assert fastparse._KEYWORDS == frozenset(terminals.KEYWORDS.values())
+    assert entries._WORD == f"(?:(?>{regex['NAME']})|(?>{regex['STRING']}))"
+    assert entries._WEIGHT == f"(?>{regex['SIGNED_WEIGHT']})"
+    assert entries._GAP == "(?:" + "|".join(f"(?>{r})" for r in terminals.IGNORED) + ")*+"
+    assert f"(?>{regex['STRING']})|(?>{regex['COMMENT']})" in entries.TABLE_BODY
+    assert printer._BARE_WORD.pattern == regex["NAME"]
+    assert (prompt._IDENT.pattern, prompt._STRING.pattern, prompt._NUMBER.pattern) == (
+        regex["NAME"], regex["STRING"], regex["NUMBER"])
+    assert regex["DEFNAME"] in prompt._ASSIGN.pattern
+    # ... and no module spells a name out again.
+    root = resources.files("headcode")
+    for path in sorted(pathlib.Path(str(root)).rglob("*.py")):
+        assert "A-Za-z_" not in path.read_text("utf-8"), f"{path} writes a name pattern of its own"
 
 
 @PROPS

@@ -6,12 +6,13 @@ its own was the main cost of loading one. The fast parser instead takes a whole
 body `{...}` as one token (`TABLE_BODY` below), and `split` checks its shape with
 one regex match and cuts out the entries with another, both in C.
 
-This is only a shortcut for well-formed text: each token here uses the grammar's
-own terminal regex (grammar.lark: NAME, STRING, SIGNED_WEIGHT, the ignored blanks
-and `#` comments), and on anything unexpected `split` returns None, so that the
-general parser reads the text again and reports the problem exactly as it always
-did. Possessive quantifiers (`*+`, `++`) keep every match linear in the input;
-they lose nothing, as no token can start with what ends the one before it.
+This is only a shortcut for well-formed text: each token here is the grammar's
+own terminal (NAME, STRING, SIGNED_WEIGHT, the ignored blanks and `#` comments,
+read from grammar.lark by `headcode.dsl.terminals`), and on anything unexpected
+`split` returns None, so that the general parser reads the text again and reports
+the problem exactly as it always did. Atomic groups and possessive quantifiers
+(`(?>...)`, `*+`) keep every match linear in the input; they lose nothing, as no
+token can start with what ends the one before it.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ import re
 from collections.abc import Sequence
 
 from headcode.dsl.errors import Span
+from headcode.dsl.terminals import COMMENT, IGNORED, NAME, SIGNED_WEIGHT, STRING, atomic
 
 # A table body as one token: `{`, then anything but braces, with quoted words
 # and comments taken whole (they may hold `}`), then `}`. The three alternatives
-# start with different characters, so a failing match cannot backtrack far.
-TABLE_BODY = r'\{(?:[^{}"#]++|"(?:[^"\\\n]|\\.)*+"|#[^\n]*+\n)*+\}'
+# start with different characters (a STRING starts with `"`, a COMMENT with `#`),
+# so a failing match cannot backtrack far.
+TABLE_BODY = rf'\{{(?:[^{{}}"#]++|{atomic(STRING)}|{atomic(COMMENT)})*+\}}'
 
-_GAP = r"(?:[ \t\f\r\n]++|#[^\n]*+)*+"  # what the grammar ignores: blanks, comments
-_WORD = r'(?:[A-Za-z_][A-Za-z0-9_]*+|"(?:[^"\\\n]|\\.)*+")'  # NAME | STRING
-_WEIGHT = r"[+-]?\d++(?:\.\d++)?+(?:[eE][+-]?\d++)?+"  # SIGNED_WEIGHT
+_GAP = rf"(?:{'|'.join(map(atomic, IGNORED))})*+"  # what the grammar ignores: blanks, comments
+_WORD = rf"(?:{atomic(NAME)}|{atomic(STRING)})"  # `?word: NAME | STRING`
+_WEIGHT = atomic(SIGNED_WEIGHT)
 _ENTRY = rf"{_WORD}(?:{_GAP}:{_GAP}{_WEIGHT})?+"
 
 # `{` [entry ("," entry)*] `}`, as in grammar.lark.

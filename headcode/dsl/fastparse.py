@@ -13,6 +13,12 @@ grammar and returns None for anything else (any error, and anything unusual: a
 keyword where a name could be meant, a definition not at the start of its line,
 deep nesting), so that the Lark parser decides and reports any problem as it
 always did. tests/test_dsl_fast.py checks that the two agree, spans included.
+
+Its tokens are the grammar's terminals, regexes read from grammar.lark
+(`headcode.dsl.terminals`), so the language's words are written down once.
+It is kept, rather than using Lark alone, because Lark's fastest configuration
+(LALR with an internal transformer: no tree) is still about 5x slower on the
+bundled library (benchmarks/parse.py).
 """
 
 from __future__ import annotations
@@ -22,18 +28,20 @@ import re
 
 from headcode.dsl import entries as table_entries
 from headcode.dsl import syntax as s
+from headcode.dsl import terminals as t
 from headcode.dsl.errors import Span
 
 _TOKEN = re.compile(
-    r"(?P<skip>[ \t\f\r\n]+|#[^\n]*)"  # ignored, as in grammar.lark
-    r"|(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"  # NUMBER
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"  # NAME, or a keyword
-    r"|(?P<op>==|!=|<=|>=|[<>*(),.=+-])"  # CMPOP, SIGN and the anonymous tokens
+    rf"(?P<skip>{'|'.join(t.IGNORED)})"  # blanks and comments
+    rf"|(?P<number>{t.NUMBER})"
+    rf"|(?P<word>{t.NAME})"  # or a keyword
+    rf"|(?P<cmpop>{t.CMPOP})"  # (before "=")
+    rf"|(?P<op>{'|'.join((t.SIGN, *t.PUNCTUATION))})"  # SIGN and the anonymous tokens
     rf"|(?P<table>{table_entries.TABLE_BODY})"  # a word table's body, in one piece
 )
-_DEFNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_CMPOPS = frozenset({"==", "!=", "<=", ">=", "<", ">"})
-_KEYWORDS = frozenset({"else", "or", "and", "not", "true", "false"})
+_DEFNAME = re.compile(t.DEFNAME)
+_ELSE, _OR, _AND, _NOT, _TRUE, _FALSE = (t.KEYWORDS[k] for k in ("_ELSE", "_OR", "_AND", "_NOT", "TRUE", "FALSE"))
+_KEYWORDS = frozenset(t.KEYWORDS.values())
 
 MAX_NESTING = 40  # parentheses, arguments, `not`s and signs inside one another
 MAX_DEPTH = 100  # syntax-tree levels (the general parser's limit is 200)
@@ -152,13 +160,13 @@ class _Parser:
         return self.nested(self.elseexpr)
 
     def elseexpr(self) -> tuple:
-        return self.chain(self.orexpr, "else", s.ElseChain)
+        return self.chain(self.orexpr, _ELSE, s.ElseChain)
 
     def orexpr(self) -> tuple:
-        return self.chain(self.andexpr, "or", s.OrChain)
+        return self.chain(self.andexpr, _OR, s.OrChain)
 
     def andexpr(self) -> tuple:
-        return self.chain(self.notexpr, "and", s.AndChain)
+        return self.chain(self.notexpr, _AND, s.AndChain)
 
     def chain(self, operand, keyword: str, kind) -> tuple:
         items = [operand()]
@@ -169,7 +177,7 @@ class _Parser:
         return self.node(kind, (tuple(i[0] for i in items),), items[0][1], items[-1][2], items)
 
     def notexpr(self) -> tuple:
-        if self.at_keyword("not"):
+        if self.at_keyword(_NOT):
             word = self.tokens[self.k - 1]
             arg = self.nested(self.notexpr)
             return self.node(s.Not, (arg[0],), word[2], arg[2], [arg])
@@ -177,9 +185,10 @@ class _Parser:
 
     def compare(self) -> tuple:
         left = self.sum()
-        if not self.at_op(*_CMPOPS):
+        op = self.peek()
+        if op is None or op[0] != "cmpop":
             return left
-        op = self.take()
+        self.k += 1
         right = self.sum()
         return self.node(s.Compare, (left[0], op[1], right[0]), left[1], right[2], [left, right])
 
@@ -227,10 +236,10 @@ class _Parser:
             inner = self.expr()
             close = self.take_op(")")
             return inner[0], start, close[3], inner[3]  # the parentheses widen the container only
-        if kind != "word" or text in ("else", "or", "and", "not"):
+        if kind != "word" or text in (_ELSE, _OR, _AND, _NOT):
             raise _Unsure
-        if text in ("true", "false"):
-            return self.node(s.Bool, (text == "true",), start, end)
+        if text in (_TRUE, _FALSE):
+            return self.node(s.Bool, (text == _TRUE,), start, end)
         if self.at_op("("):
             return self.call(token)
         if self.at_op("."):

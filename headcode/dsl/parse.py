@@ -4,9 +4,14 @@ Text is read by one of two parsers that give the same syntax, spans included:
 
 * `headcode.dsl.fastparse`, a hand-written parser for plain, well-formed text (a whole
   word table is one token for it); it reads a program library many times faster;
-* the Lark LALR parser built (once) from the committed `grammar.lark`, the
-  definition of the language. It reads whatever the fast parser declines, so
+* the Lark LALR parser built (once, in `headcode.dsl.terminals`) from the
+  committed `grammar.lark`, the definition of the language. It reads whatever the fast parser declines, so
   every error (message, line and column) comes from it.
+
+There is one grammar: the fast parser takes its terminals from grammar.lark too.
+It is kept because Lark, even in its fastest configuration (an internal
+transformer, no tree), reads the bundled library about 5x slower
+(benchmarks/parse.py).
 
 Whatever the input, this module raises only `DslError`, always with a line and
 column: Lark's own exceptions are translated, and nesting is bounded before the
@@ -15,15 +20,13 @@ column: Lark's own exceptions are translated, and nesting is bounded before the
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from importlib import resources
 
 import lark
 from lark import Token, Transformer, Tree, v_args
 
-from headcode.dsl import fastparse
+from headcode.dsl import fastparse, terminals
 from headcode.dsl import syntax as s
 from headcode.dsl.errors import Diagnostic, DslError, Span
 
@@ -59,16 +62,8 @@ _TERMINALS = {
 }
 
 
-@functools.cache
 def _parser() -> lark.Lark:
-    grammar = resources.files("headcode.dsl").joinpath("grammar.lark").read_text("utf-8")
-    return lark.Lark(
-        grammar,
-        start=["program", "file"],
-        parser="lalr",
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    return terminals.PARSER
 
 
 def parse_expression(text: str) -> s.Node:

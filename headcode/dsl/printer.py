@@ -12,10 +12,10 @@ import functools
 import json
 import re
 
-from headcode.dsl import ir
+from headcode.dsl import ir, terminals
 from headcode.dsl.sugar import resugar_pattern, resugar_selector
 
-_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE_WORD = re.compile(terminals.NAME)  # a word the grammar reads bare (`?word: NAME | STRING`)
 
 # Selector precedence: or < and < not < comparison < atom.
 _OR, _AND, _NOT, _CMP, _ATOM = range(5)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from headcode import dsl
+from headcode.dsl import terminals
 from headcode.dsl.features import Distance, Feature, TokenClass
 from headcode.dsl.sugar import PATTERNS, SELECTORS
 
@@ -139,12 +140,13 @@ def build_messages(summary: HeadSummary, n: int) -> list[dict]:
 # --- reading replies -----------------------------------------------------------------
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+# Program names, names, quoted words and numbers are the grammar's terminals (grammar.lark).
 # `name = expr` (the file syntax) -> expr; the look-ahead keeps `key.pos == ...` intact.
-_ASSIGN = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_.\-]*\s*=(?!=)\s*")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGN = re.compile(rf"^\s*{terminals.DEFNAME}\s*=(?!=)\s*")
+_IDENT = re.compile(terminals.NAME)
 _BRACES = re.compile(r"\{[^{}]*\}")
-_STRING = re.compile(r'"([^"\\\n]|\\.)*"')
-_NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
+_STRING = re.compile(terminals.STRING)
+_NUMBER = re.compile(terminals.NUMBER)
 # Every identifier a program may contain outside word tables. A prose line uses
 # other words, which is how the fallback tells code lines from sentences.
 _VOCABULARY = frozenset(

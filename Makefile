@@ -37,13 +37,14 @@ bench-explain: install
 	$(PY) benchmarks/explain.py
 
 # Regenerate the library shipped for the embedded model (headcode.library.bundled):
-# fit every head, then record each head's measured cost on the validation split
-# (validation kl and ppl_increase, on 16 validation sequences), which ranks heads
-# for `attach(fraction=...)`.
+# fit every head (both levels of detail), then record what replacing each head
+# alone costs on the validation split, per level (validation kl and ppl_increase,
+# on 16 validation sequences), which ranks heads for `attach(fraction=...)`.
 BUNDLED := headcode/library/data/smollm2-135m
 library: install
 	$(VENV)/bin/headcode explain --model smollm2-135m --corpus stories --out $(BUNDLED)
-	$(VENV)/bin/headcode replace --library $(BUNDLED) --corpus stories --measure-heads $(BUNDLED) --fractions 0 --qa none
+	$(VENV)/bin/headcode replace --library $(BUNDLED) --corpus stories --level full --measure-heads $(BUNDLED) --fractions 0 --qa none
+	$(VENV)/bin/headcode replace --library $(BUNDLED) --corpus stories --level short --measure-heads $(BUNDLED) --fractions 0 --qa none
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -33,7 +33,7 @@ from headcode.heads import Head
 from headcode.metrics import Scores
 
 ATOM_COST = 0.001  # validation IoU per atom a program reads
-MAX_SHAPES = 48  # distinct shapes of a library's short programs, at most
+MAX_SHAPES = 60  # distinct shapes of a library's short programs, at most (the ceiling)
 MIN_GAIN = 1e-4  # summed utility a new shape must add
 
 Key = TypeVar("Key", bound=Hashable)

@@ -61,7 +61,7 @@ class Atom:
 class ShortSettings:
     groups: int = 30  # groups of heads that share atoms (fewer: fewer shapes, less fit)
     steps: int = 12  # atoms per group at most
-    sequences: int = 96  # training sequences read (48 rows of each)
+    sequences: int = 192  # training sequences read (48 rows of each)
     batch: int = 16  # sequences per optimiser step
     ce_steps: int = 16  # optimiser steps of the refit after each new atom: cross-entropy,
     iou_steps: int = 16  # then soft IoU (cycling through the batches)

@@ -251,24 +251,31 @@ def decode(files: dict[str, bytes], where: str) -> Parts:
         for level, e in h.levels.items():
             if e.program not in programs:
                 raise LibraryError(f"{mpath}: head {h.name} {level.value} uses program {e.program}, not in {PROGRAMS}")
-    # The content hash held, so a reading that differs from the program's was either
-    # edited in with a recomputed hash or written by a headcode with other rules.
-    raw = {(r["layer"], r["head"]): r["levels"] for r in manifest["heads"]}
-    for h in parts["heads"]:
-        for level, e in h.levels.items():
-            recorded, derived = raw[h.layer, h.head][level.value], reading(programs[e.program])
-            for key, value in derived.items():
-                if recorded[key] != value:
-                    raise LibraryError(f"{mpath}: head {h.name} {level.value}: the recorded {key} "
-                                       f"({recorded[key]!r:.40}) is not what this headcode reads from its program "
-                                       f"({value!r:.40}); edited, or written by a headcode with other rules: "
-                                       + REGENERATE)
     unused = sorted(set(programs) - used)
     if unused:
         raise LibraryError(f"{ppath}: program p_{unused[0]} is not used by any head")
     if programs_text(programs) != texts[PROGRAMS]:
         raise LibraryError(f"{ppath}: not in canonical layout (header, programs sorted by id); refusing an edited file")
     return Parts(programs=programs, **parts)
+
+
+def misreading(files: dict[str, bytes], parts: Parts, where: str) -> str | None:
+    """Why a manifest that decoded does not re-encode, when the reason is a recorded
+    reading (size, shape, description...) that is not what its program gives; else None.
+
+    Called only after a mismatch, so a sound library computes each reading once. The
+    content hash held, so such a reading was either edited in with a recomputed hash
+    or written by a headcode with other rules."""
+    raw = {(r["layer"], r["head"]): r["levels"] for r in json.loads(files[MANIFEST])["heads"]}
+    for h in parts.heads:
+        for level, e in h.levels.items():
+            recorded, derived = raw[h.layer, h.head][level.value], reading(parts.programs[e.program])
+            for key, value in derived.items():
+                if recorded[key] != value:
+                    return (f"{where}/{MANIFEST}: head {h.name} {level.value}: the recorded {key} "
+                            f"({recorded[key]!r:.40}) is not what this headcode reads from its program "
+                            f"({value!r:.40}); edited, or written by a headcode with other rules: " + REGENERATE)
+    return None
 
 
 def _check_fields(obj: dict, allowed, unknown: str, missing: str) -> None:

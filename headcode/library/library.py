@@ -167,7 +167,8 @@ class Library(Mapping):
         # refuses a manifest whose reading of a program (size, shape, description)
         # is not what the program says.
         if dict(lib.programs) != dict(parts.programs) or fmt.manifest(lib._parts(), files[fmt.PROGRAMS]) != files[fmt.MANIFEST]:
-            raise LibraryError(f"{where}: does not re-save byte-identically; refusing an edited library")
+            raise LibraryError(fmt.misreading(files, parts, where)
+                               or f"{where}: does not re-save byte-identically; refusing an edited library")
         return lib
 
     @classmethod

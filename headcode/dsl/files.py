@@ -15,6 +15,9 @@ comment block.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 from dataclasses import dataclass
 
 from headcode.dsl.check import check
@@ -35,8 +38,33 @@ class NamedProgram:
     as_written: bool = True
 
 
+@contextlib.contextmanager
+def _acyclic_work():
+    """Pause the cyclic garbage collector while a file's programs are built.
+
+    Parsing, checking and canonicalising a library's programs makes hundreds of
+    thousands of small objects (syntax nodes, frozen IR), none in a reference
+    cycle, so the cyclic collector can free none of them; traversing them again and
+    again as they accumulate took 3.3 of the 8.6 s that the bundled library's 502
+    programs took to read. Reference counting still frees everything on time; the
+    collector is restored (and so runs as before) when the file is read.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_programs(text: str, filename: str = "<file>") -> tuple[NamedProgram, ...]:
     """Parse and check every definition; report all problems of the file at once."""
+    with _acyclic_work():
+        return _parse_programs(text, filename)
+
+
+def _parse_programs(text: str, filename: str) -> tuple[NamedProgram, ...]:
     try:
         definitions = parse_file(text)
     except DslError as err:

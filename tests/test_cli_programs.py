@@ -119,4 +119,6 @@ def test_demo_shows_the_hand_written_programs(capsys):
 def test_demo_explains_heads_of_the_embedded_model(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--heads", "L0.H0,L3.H1", "--out", str(tmp_path / "demo.lib"), "--quiet")
     assert code == 0 and "wrote" in out and (tmp_path / "demo.lib" / "manifest.json").is_file()
-    assert '"mean_iou"' in out
+    figures = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert set(figures) == {"short", "full", "baselines"} and 0 < figures["short"] <= 1
+    assert re.search(r"the library shipped for all 270 heads .*short mean iou 0\.\d{3}, full mean iou 0\.\d{3}", out)

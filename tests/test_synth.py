@@ -211,4 +211,9 @@ def test_explain_on_the_embedded_model_beats_its_baselines(tmp_path, capsys):
                  "--out", str(out), "--quiet", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and len(report["heads"]) == 5
-    assert report["mean_iou"] > report["baselines"]["greedy_mixture"] > report["baselines"]["bos"]
+    levels, baselines = report["levels"], report["baselines"]
+    assert levels["full"]["mean_iou"] > baselines["greedy_mixture"] > baselines["bos"]
+    # The short level pays for its size in the choice, yet still beats the best single
+    # pattern, with programs of at most 500 characters.
+    assert levels["short"]["mean_iou"] > baselines["best_single"] and levels["short"]["largest_chars"] <= 500
+    assert all(set(h["levels"]) == {"short", "full"} for h in report["heads"])

@@ -147,7 +147,9 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
             for h in wanted}
 
     vocab = scoreform.vocabulary(train.tables)
-    fitted = _score_form(train, vocab, wanted, heads_per_layer, settings.fit, notes, progress)
+    # Every training sequence's term values, computed once for both fits (score form, short).
+    feats = [scoreform.features(t, vocab) for t in train.tables]
+    fitted = _score_form(train, feats, vocab, wanted, heads_per_layer, settings.fit, notes, progress)
     for head, program in fitted.items():
         full[head].append(Candidate(Source.SCORE, program))
     clock.lap("score_form")
@@ -170,7 +172,7 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
     fixed = {h: [Candidate(Source.NAMED, Program.of("bos")), Candidate(Source.NAMED, Program.of("uniform")),
                  Candidate(Source.BEST_SINGLE, single[h]), Candidate(Source.GREEDY_MIXTURE, mixture[h]),
                  *(c for c in full[h] if c.source is Source.LLM)] for h in wanted}
-    short_level = _short(train, validation, vocab, wanted, heads_per_layer, settings.short, fixed, progress, clock,
+    short_level = _short(train, feats, validation, vocab, wanted, heads_per_layer, settings.short, fixed, progress, clock,
                          notes)
     full_scores = score_candidates(validation, {h: {c: c.program for c in full[h]} for h in wanted},
                                    progress, "select on validation", jsd=False)
@@ -199,11 +201,11 @@ def _best(scored: dict[Candidate, Scores]) -> Candidate:
     return max(scored, key=lambda c: -math.inf if math.isnan(scored[c].iou) else scored[c].iou)
 
 
-def _score_form(train: Split, vocab: Sequence[str], wanted: Sequence[Head], heads_per_layer: int,
-                fit: scoreform.FitSettings, notes: list[str], progress: bool) -> dict[Head, Program]:
+def _score_form(train: Split, feats: Sequence[scoreform.Features], vocab: Sequence[str], wanted: Sequence[Head],
+                heads_per_layer: int, fit: scoreform.FitSettings, notes: list[str],
+                progress: bool) -> dict[Head, Program]:
     from tqdm import tqdm
 
-    feats = [scoreform.features(t, vocab) for t in train.tables]
     prepared = scoreform.batches(feats, len(vocab), fit.batch)
     out: dict[Head, Program] = {}
     heads = set(wanted)
@@ -219,16 +221,15 @@ def _score_form(train: Split, vocab: Sequence[str], wanted: Sequence[Head], head
     return out
 
 
-def _short(train: Split, validation: Split, vocab: Sequence[str], wanted: Sequence[Head], heads_per_layer: int,
-           settings: short.ShortSettings, fixed: dict[Head, list[Candidate]], progress: bool, clock: _Clock,
-           notes: list[str]) -> dict[Head, Candidate]:
+def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split, vocab: Sequence[str],
+           wanted: Sequence[Head], heads_per_layer: int, settings: short.ShortSettings,
+           fixed: dict[Head, list[Candidate]], progress: bool, clock: _Clock, notes: list[str]) -> dict[Head, Candidate]:
     """Each head's short program (see the module docstring, step 2): among `fixed`
     (named patterns, the search's, the LLM's) and the grown softmaxes."""
     from tqdm import tqdm
 
     def rows_of(count: int) -> short.Rows:
-        feats = [scoreform.features(t, vocab) for t in train.tables[:count]]
-        return short.Rows(scoreform.batches(feats, len(vocab), settings.batch), lambda k: train.attention[k],
+        return short.Rows(scoreform.batches(feats[:count], len(vocab), settings.batch), lambda k: train.attention[k],
                           wanted, heads_per_layer)
 
     rows = rows_of(settings.sequences)

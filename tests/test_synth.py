@@ -68,6 +68,21 @@ def test_score_form_fit_recovers_a_softmax_head(splits):
     assert scores[1, 0].iou > 0.9
 
 
+def test_head_entries_bounds_the_word_tables_of_each_head(splits):
+    train = splits["train"]
+    vocab = scoreform.vocabulary(train.tables)
+    prepared = scoreform.batches([scoreform.features(t, vocab) for t in train.tables], len(vocab), 8)
+
+    def entries(settings):
+        params = scoreform.fit_layer(prepared, lambda k: train.attention[k], 0, 2, len(vocab), settings)
+        return [int((np.abs(p.key_tables) > 0).sum() + (np.abs(p.query_tables) > 0).sum()) for p in params]
+
+    free = entries(scoreform.FitSettings(table_l1=0.0, ce_epochs=1, iou_epochs=1))
+    bounded = entries(scoreform.FitSettings(table_l1=0.0, ce_epochs=1, iou_epochs=1, head_entries=5))
+    assert all(n > 5 for n in free)  # without a bound every touched word keeps a weight
+    assert all(n <= 5 for n in bounded)
+
+
 def test_extend_mixes_in_what_a_program_misses(splits):
     sample = Sample(splits["train"], named_patterns())
     start = {(0, 1): dsl.Program.of("bos"), (1, 1): dsl.Program.of("last(punct) else bos")}

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from headcode.dsl import ir
 from headcode.dsl.features import GRID, CmpOp, Feature, Side
@@ -377,15 +377,27 @@ def _(p: ir.Mix) -> ir.Pattern:
             add(c, term.weight)
     if not patterns:
         return NEVER
-    text = [_sort_key(q) for q in patterns]
+    printed: dict[int, str] = {}  # a term's text, printed only to break a tie (terms may be large softmaxes)
+
+    def text(k: int) -> str:
+        if k not in printed:
+            printed[k] = _sort_key(patterns[k])
+        return printed[k]
+
     units = _largest_remainder(weights, text)
-    kept = sorted((k for k, u in enumerate(units) if u > 0), key=lambda k: (-units[k], text[k]))
+    kept = _ordered([k for k, u in enumerate(units) if u > 0], lambda k: -units[k], text)
     if len(kept) == 1:
         return patterns[kept[0]]
     return ir.Mix(tuple(ir.Weighted(units[k] / GRID, patterns[k]) for k in kept))
 
 
-def _largest_remainder(weights: list[float], text: list[str]) -> list[int]:
+def _ordered(indices: list[int], primary, text) -> list[int]:
+    """`indices` sorted by (primary(k), text(k)), calling `text` only on ties of `primary`."""
+    counts = Counter(primary(k) for k in indices)
+    return sorted(indices, key=lambda k: (primary(k), text(k) if counts[primary(k)] > 1 else ""))
+
+
+def _largest_remainder(weights: list[float], text) -> list[int]:
     """Weights as whole grid units summing exactly to GRID (Hamilton's method).
 
     Ties go to the term whose text sorts first, so the result does not depend on
@@ -396,7 +408,9 @@ def _largest_remainder(weights: list[float], text: list[str]) -> list[int]:
     shares = [w / total_weight * GRID for w in weights]
     units = [math.floor(s + 1e-9) for s in shares]
     left = GRID - sum(units)
-    by_remainder = sorted(range(len(shares)), key=lambda k: (-round(shares[k] - units[k], 9), text[k]))
+    if left <= 0:
+        return units  # nothing to hand out (weights already on the grid): no tie to break
+    by_remainder = _ordered(list(range(len(shares))), lambda k: -round(shares[k] - units[k], 9), text)
     for k in by_remainder[: max(left, 0)]:
         units[k] += 1
     return units
@@ -413,7 +427,53 @@ def _(p: ir.Score) -> ir.Pattern:
     if not terms:
         return UNIFORM
     # Sorted by what the terms read (their factors), not by their weights.
-    return ir.Score(tuple(sorted(terms, key=lambda t: (_sort_key(ir.ScoreTerm(1.0, t.factors)), t.weight))))
+    return ir.Score(tuple(_sorted_terms(terms)))
+
+
+def _sorted_terms(terms: list[ir.ScoreTerm]) -> list[ir.ScoreTerm]:
+    """Terms in the order of their printed factors (`show(ScoreTerm(1, factors))`),
+    then weight, without printing every word table: a term's text up to its first
+    table's entries decides the order unless one such prefix starts the other, and
+    only then are the two terms printed whole. Same order, a fraction of the work
+    (a library's tables hold most of its text)."""
+    from headcode.dsl.printer import show
+
+    prefixes = [_prefix(t.factors) for t in terms]
+    # The whole text, printed on demand for this call only (a term without a table
+    # is its prefix).
+    whole = {k: p for k, (t, p) in enumerate(zip(terms, prefixes))
+             if not any(isinstance(f, ir.WordTable) for f in t.factors)}
+
+    def text(k: int) -> str:
+        if k not in whole:
+            whole[k] = show(ir.ScoreTerm(1.0, terms[k].factors))
+        return whole[k]
+
+    def compare(a: int, b: int) -> int:
+        pa, pb = prefixes[a], prefixes[b]
+        if pa.startswith(pb) or pb.startswith(pa):
+            # A whole text that is a proper prefix of the other's prefix sorts first as it is.
+            if not (a in whole and pb.startswith(pa) and pa != pb or b in whole and pa.startswith(pb) and pa != pb):
+                pa, pb = text(a), text(b)
+        if pa != pb:
+            return -1 if pa < pb else 1
+        return (terms[a].weight > terms[b].weight) - (terms[a].weight < terms[b].weight)
+
+    order = sorted(range(len(terms)), key=functools.cmp_to_key(compare))
+    return [terms[k] for k in order]
+
+
+def _prefix(factors) -> str:
+    """The printed factors up to the entries of the first word table (all of them
+    when there is none): factors are in canonical order, tables last."""
+    from headcode.dsl.printer import show
+
+    head = tuple(f for f in factors if not isinstance(f, ir.WordTable))
+    tables = [f for f in factors if isinstance(f, ir.WordTable)]
+    if not tables:
+        return show(ir.ScoreTerm(1.0, head))
+    opening = f"{tables[0].side.value}.word{{"
+    return f"{show(ir.ScoreTerm(1.0, head))}*{opening}" if head else opening
 
 
 def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from headcode.dsl import ir
 from headcode.dsl.features import MAX_DEPTH, MAX_NODES, CmpOp, Distance, Feature, Side, TokenClass
 from headcode.dsl.printer import show
+from headcode.dsl.validate import factor_problems
 
 # Small vocabulary so that word sets and same-token conditions actually match.
 WORDS = (
@@ -155,13 +156,14 @@ def fitted_scores() -> st.SearchStrategy[ir.Pattern]:
     """Score programs like the fitted ones: a softmax of many terms mixing one-sided
     factors, word tables and relations, or a mixture of up to three of them."""
     term = st.builds(lambda w, fs: ir.ScoreTerm(w, tuple(fs)), _signed_weights,
-                     st.lists(_fitted_factors(), max_size=3))
+                     st.lists(_fitted_factors(), max_size=3).filter(_term_within_limits))
     score = st.builds(lambda ts: ir.Score(tuple(ts)), st.lists(term, min_size=1, max_size=12))
     return st.one_of(score, _mixtures(score)).filter(_within_limits)
 
 
 def scores() -> st.SearchStrategy[ir.Score]:
-    term = st.builds(lambda w, fs: ir.ScoreTerm(w, tuple(fs)), _signed_weights, st.lists(_factors(), max_size=3))
+    term = st.builds(lambda w, fs: ir.ScoreTerm(w, tuple(fs)), _signed_weights,
+                     st.lists(_factors(), max_size=3).filter(_term_within_limits))
     return st.builds(lambda ts: ir.Score(tuple(ts)), st.lists(term, min_size=1, max_size=4))
 
 
@@ -192,6 +194,10 @@ def mixtures() -> st.SearchStrategy[ir.Mix]:
     """Mixtures of two to four terms of any pattern, within the language's limits."""
     weighted = st.builds(ir.Weighted, _small_weights.filter(bool), patterns(max_leaves=3))
     return st.lists(weighted, min_size=2, max_size=4).map(lambda ts: ir.Mix(tuple(ts))).filter(_within_limits)
+
+
+def _term_within_limits(factors) -> bool:
+    return not factor_problems(factors)
 
 
 def _within_limits(p: ir.Pattern) -> bool:

@@ -151,6 +151,8 @@ def test_program_id_is_sixteen_hex_digits():
         ("bos $", 1, 5, "unexpected character"),
         ("", 1, 1, "empty program"),
         ("not " * 40 + "key.punct", 1, 1, "too deep"),
+        ("softmax(bos + dist*log_dist*dist)", 1, 29, "at most 2 distances"),
+        ("softmax(key.word{the: 1000}*key.word{the: 1000})", 1, 29, "at most one key.word table"),
     ],
 )
 def test_errors_have_positions(text, line, column, fragment):
@@ -292,3 +294,10 @@ def test_parser_only_raises_its_own_error_with_a_position(text):
     except dsl.DslError as err:
         assert all(d.line >= 1 and d.column >= 1 for d in err.diagnostics)
         assert err.render()
+
+
+def test_the_ir_checker_refuses_what_the_text_checker_refuses():
+    table = ir.WordTable(Side.KEY, (("the", 1000.0),))
+    tree = ir.Score((ir.ScoreTerm(1000.0, (table, table)),))
+    with pytest.raises(dsl.DslError, match="at most one key.word table"):
+        dsl.Program.of(tree)

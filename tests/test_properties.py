@@ -4,6 +4,7 @@ and row-stochastic, and canonicalisation never changes a matrix."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from headcode import testing
 from headcode.compiler import compile_program, evaluate_many, reference_evaluate
 from headcode.dsl import Program, ir
 from headcode.dsl.canon import canonical
+from headcode.dsl.tokens import TokenTable
 
 PROPS = settings(max_examples=250, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -120,3 +122,21 @@ def test_softmax_terms_sort_as_their_printed_factors(program):
         terms = [t for t in (canon._score_term(t) for t in score.terms) if t is not None]
         expected = sorted(terms, key=lambda t: (show(ir.ScoreTerm(1.0, t.factors)), t.weight))
         assert canon._sorted_terms(terms) == expected
+
+
+LARGEST = (  # every factor a term may hold, each at the limit, on long texts
+    # (a term's weight folds into its first table, whose entries stay within 1000)
+    "softmax(dist*dist*key.word{the: 1000}*query.word{the: 1000} - dist*log_dist*key.word{a: -1000})",
+    "softmax(-1000*dist*dist + dist*dist*key.word{the: -1000}*query.word{cat: 1000} + 1000*bos*log_dist*log_dist)",
+)
+
+
+@pytest.mark.parametrize("text", LARGEST)
+@pytest.mark.parametrize("n", [50, 3000])
+def test_programs_at_the_limits_stay_finite_and_agree(text, n):
+    rng = np.random.default_rng(n)
+    table = TokenTable.from_words(list(rng.choice(["the", "a", "cat", "sat", "."], size=n)))
+    program = Program.of(text)
+    fast, slow = compile_program(program).evaluate(table), reference_evaluate(program, table)
+    assert np.isfinite(fast).all() and np.isfinite(slow).all()
+    assert np.allclose(fast.sum(1), 1.0) and np.allclose(fast, slow, rtol=0, atol=1e-9)

@@ -33,6 +33,7 @@ from headcode.dsl.features import (
 )
 from headcode.dsl.lexicon import normalise
 from headcode.dsl.sugar import DISTANCES, PATTERNS, SELECTORS, Named, Param
+from headcode.dsl.validate import factor_problems
 
 _SIDES = {side.value: side for side in Side}
 _FEATURES = {f.value: f for f in Feature}
@@ -363,6 +364,8 @@ class _Checker:
         for sign, item in items:
             weight, parts = self.split_weight(item)
             factors = tuple(self.factor(p) for p in parts)
+            for k, message in factor_problems(factors):
+                self.fail(parts[k], message)
             terms.append(ir.ScoreTerm(-weight if sign == "-" else weight, tuple(f for f in factors if f is not None)))
         return ir.Score(tuple(terms))
 

@@ -82,6 +82,10 @@ MAX_TERMS = 64  # terms of one mixture or one softmax
 MAX_TABLE = 256  # entries of one word table
 MAX_WEIGHT = 1000.0  # |weight| anywhere
 MAX_FALLBACKS = 16  # alternatives in one `else` chain
+# Factors of one score term: at most MAX_DISTANCES of dist/log_dist and one word table
+# per side, so that a term is at most 1000 * 1000 * 1000 * d**2 in size and no
+# logit can overflow float64 on any text (103 tables of weight 1000 would).
+MAX_DISTANCES = 2
 
 # Weights are rounded to multiples of 1/GRID in the canonical form.
 GRID = 100

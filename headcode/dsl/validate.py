@@ -16,6 +16,7 @@ import math
 from headcode.dsl import ir
 from headcode.dsl.features import (
     MAX_DEPTH,
+    MAX_DISTANCES,
     MAX_FALLBACKS,
     MAX_NODES,
     MAX_OFFSET,
@@ -34,6 +35,24 @@ def problems(pattern: object) -> list[str]:
     if not isinstance(pattern, ir.PATTERN_TYPES):
         return [f"not a program: {type(pattern).__name__}"]
     return _Walk(words=True).program(pattern)
+
+
+def factor_problems(factors) -> list[tuple[int, str]]:
+    """(index of the factor, message) for each factor of one score term beyond the
+    per-term limits (MAX_DISTANCES distances, one word table per side)."""
+    out, distances, sides = [], 0, set()
+    for k, f in enumerate(factors):
+        if isinstance(f, ir.Dist):
+            distances += 1
+            if distances == MAX_DISTANCES + 1:
+                out.append((k, f"a score term multiplies at most {MAX_DISTANCES} distances (dist, log_dist); "
+                               "more could overflow"))
+        elif isinstance(f, ir.WordTable) and isinstance(f.side, Side):
+            if f.side in sides:
+                out.append((k, f"a score term has at most one {f.side.value}.word table; "
+                               "merge them into one (their product could overflow)"))
+            sides.add(f.side)
+    return out
 
 
 def limit_problems(pattern: ir.Pattern) -> list[str]:
@@ -110,6 +129,7 @@ class _Walk:
                 self.weight(t.weight, "score weight")
                 for f in t.factors:
                     self.factor(f)
+                out.extend(message for _, message in factor_problems(t.factors))
 
     def child(self, p) -> None:
         if isinstance(p, ir.PATTERN_TYPES):

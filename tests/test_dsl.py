@@ -152,6 +152,8 @@ def test_program_id_is_sixteen_hex_digits():
         ("", 1, 1, "empty program"),
         ("not " * 40 + "key.punct", 1, 1, "too deep"),
         ("softmax(bos + dist*log_dist*dist)", 1, 29, "at most 2 distances"),
+        ('key.word{a, "\\ud800"} else bos', 1, 13, "lone surrogate"),
+        ('softmax(key.word{"\\udc00": 1})', 1, 18, "lone surrogate"),
         ("softmax(key.word{the: 1000}*key.word{the: 1000})", 1, 29, "at most one key.word table"),
     ],
 )

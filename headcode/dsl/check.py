@@ -31,7 +31,7 @@ from headcode.dsl.features import (
     Side,
     TokenClass,
 )
-from headcode.dsl.lexicon import normalise
+from headcode.dsl.lexicon import normalise, text_problem
 from headcode.dsl.sugar import DISTANCES, PATTERNS, SELECTORS, Named, Param
 from headcode.dsl.validate import factor_problems
 
@@ -251,6 +251,9 @@ class _Checker:
             self.fail(node, f"word table too large: {len(node.entries)} entries (limit {MAX_TABLE})")
         out: dict[str, float | None] = {}
         for k, (word, weight) in enumerate(node.entries):
+            if (problem := text_problem(word)) is not None:
+                self.fail_at(self.entry_span(node, k), problem)
+                continue
             word = normalise(word)
             if word in out and weight is not None:
                 self.fail_at(self.entry_span(node, k),

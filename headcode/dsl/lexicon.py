@@ -37,3 +37,14 @@ def normalise(surface: str) -> str:
     if not text and "\n" in surface:
         return "\n"
     return text
+
+
+def text_problem(word: str) -> str | None:
+    """Why `word` cannot be a word of the language (None when it can): it must be
+    valid Unicode text, which a JSON escape such as "\\ud800" (a lone surrogate) is not;
+    such a word could be neither printed to a file nor hashed into a program id."""
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"word {word!r:.40} is not valid Unicode text (a lone surrogate)"
+    return None

@@ -27,7 +27,7 @@ from headcode.dsl.features import (
     Feature,
     Side,
 )
-from headcode.dsl.lexicon import normalise
+from headcode.dsl.lexicon import normalise, text_problem
 
 
 def problems(pattern: object) -> list[str]:
@@ -165,10 +165,8 @@ class _Walk:
         if not isinstance(word, str):
             out.append(f"a word must be a string, not {word!r:.40}")
             return
-        try:
-            word.encode("utf-8")
-        except UnicodeEncodeError:
-            out.append(f"word {word!r:.40} is not valid Unicode text (a lone surrogate)")
+        if (problem := text_problem(word)) is not None:
+            out.append(problem)
             return
         if normalise(word) != word:
             out.append(f"word {word!r:.40} is not normalised (lower case, no surrounding white space)")

@@ -153,6 +153,8 @@ def test_program_id_is_sixteen_hex_digits():
         ("not " * 40 + "key.punct", 1, 1, "too deep"),
         ("softmax(bos + dist*log_dist*dist)", 1, 29, "at most 2 distances"),
         ('key.word{a, "\\ud800"} else bos', 1, 13, "lone surrogate"),
+        ("bos\r+ self", 1, 4, "not a line break"),
+        ("bos +\n self # a\u2028b", 2, 10, "not a line break"),
         ('softmax(key.word{"\\udc00": 1})', 1, 18, "lone surrogate"),
         ("softmax(key.word{the: 1000}*key.word{the: 1000})", 1, 29, "at most one key.word table"),
     ],
@@ -303,3 +305,11 @@ def test_the_ir_checker_refuses_what_the_text_checker_refuses():
     tree = ir.Score((ir.ScoreTerm(1000.0, (table, table)),))
     with pytest.raises(dsl.DslError, match="at most one key.word table"):
         dsl.Program.of(tree)
+
+
+@pytest.mark.parametrize("brk", ["\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"])
+def test_a_file_with_another_line_break_is_refused_not_read_differently(brk):
+    # `# doc<CR>b = bos` used to be one comment for the parser and two lines for fmt.
+    with pytest.raises(dsl.DslError, match="not a line break"):
+        dsl.parse_programs(f"# doc{brk}b = bos\n")
+    assert [p.name for p in dsl.parse_programs("# doc\r\nb = bos\r\n")] == ["b"]

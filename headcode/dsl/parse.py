@@ -20,8 +20,10 @@ column: Lark's own exceptions are translated, and nesting is bounded before the
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 
 import lark
 from lark import Token, Transformer, Tree, v_args
@@ -76,8 +78,31 @@ def parse_file(text: str) -> tuple[s.Definition, ...]:
     return tuple(_attach_comments(text, _syntax(text, "file")))
 
 
+# A line ends with "\n" (or "\r\n"). Any other character that some tool reads as a
+# line break (Python's str.splitlines does for all of these) would let a comment end
+# for one reader and not for another, so it is refused wherever it stands.
+_OTHER_BREAKS = re.compile("\r(?!\n)|[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_SHOWN = 10  # such characters reported by position, at most
+
+
+def _refuse_other_line_breaks(text: str) -> None:
+    found = list(itertools.islice(_OTHER_BREAKS.finditer(text), _SHOWN + 1))
+    if not found:
+        return
+    diagnostics = []
+    for m in found[:_SHOWN]:
+        start = text.rfind("\n", 0, m.start()) + 1
+        diagnostics.append(Diagnostic(text.count("\n", 0, m.start()) + 1, m.start() - start + 1,
+                                      f"{m.group()!r} is not a line break here: lines end with \\n (or \\r\\n)"))
+    if len(found) > _SHOWN:
+        diagnostics[-1] = Diagnostic(diagnostics[-1].line, diagnostics[-1].column,
+                                     diagnostics[-1].message + " (and more like it)")
+    raise DslError(diagnostics, text)
+
+
 def _syntax(text: str, start: str) -> list:
     """The children of the start rule, as syntax nodes."""
+    _refuse_other_line_breaks(text)
     nodes = fastparse.parse(text, start)
     if nodes is not None:
         return nodes

@@ -215,3 +215,20 @@ def test_from_env_missing_model_or_key(monkeypatch):
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="needs an API key"):
         LLMConfig.from_env(model="m")
+
+
+@pytest.mark.parametrize("flag, env, message", [
+    (None, None, "needs a server"),  # never the public default
+    ("", None, "is empty"),
+    (None, "", "OPENAI_BASE_URL is empty"),
+    ("http://[::1", None, "is not a URL"),
+    ("ftp://host/v1", None, "not an http"),
+    ("http://host:99999/v1", None, "is not a URL"),
+])
+def test_the_server_is_always_named_and_well_formed(monkeypatch, flag, env, message):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    if env is not None:
+        monkeypatch.setenv("OPENAI_BASE_URL", env)
+    with pytest.raises(UserError, match=message) as err:
+        LLMConfig.from_env(base_url=flag, model="m", api_key="k")
+    assert "\n" not in str(err.value)

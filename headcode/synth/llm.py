@@ -9,7 +9,8 @@ anything the server does (unreachable, timeout, HTTP errors, malformed bodies,
 empty choices). It returns what it has, with the reason in `error` and in
 `rejected`, so a search over 270 heads survives a flaky server and the caller
 decides how loudly to warn (one line per run is enough). Configuration mistakes
-(no model, no key) are `UserError`s from `LLMConfig.from_env`, before any call.
+(no server, a malformed or empty URL, no model, no key) are `UserError`s from
+`LLMConfig`, before any call; there is no default server.
 
 Every well-formed reply is cached on disk under the SHA-256 of the request
 (model and messages; not the base URL, so the same model behind another address
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +39,7 @@ CACHE_FORMAT = 1  # bump when the cached file's layout changes; old files are th
 
 @dataclass(frozen=True)
 class LLMConfig:
-    base_url: str | None  # None: the openai client's default (api.openai.com)
+    base_url: str  # the server, always named by the user (`server_url` checks it)
     model: str
     api_key: str | None
     timeout_s: float = 60.0  # per request (connect, each read, write)
@@ -45,12 +47,18 @@ class LLMConfig:
     candidates: int = 3  # programs asked for per head
     cache_dir: Path | None = None  # None: no cache
 
+    def __post_init__(self) -> None:
+        server_url(self.base_url, "base_url")  # fail when made, not at the first request
+
     @classmethod
     def from_env(cls, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
                  **kw) -> LLMConfig:
         """Flags win, then OPENAI_BASE_URL / OPENAI_API_KEY / HEADCODE_LLM_MODEL (then OPENAI_MODEL)."""
         env = os.environ
-        base_url = base_url or env.get("OPENAI_BASE_URL") or None
+        if base_url is None and "OPENAI_BASE_URL" in env:
+            base_url, what = env["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+        else:
+            what = "--llm-base-url"
         model = model or env.get("HEADCODE_LLM_MODEL") or env.get("OPENAI_MODEL")
         api_key = api_key or env.get("OPENAI_API_KEY")
         if not model:
@@ -59,9 +67,30 @@ class LLMConfig:
             # Local servers usually accept any key; the client insists on one.
             raise UserError("the LLM proposer needs an API key: pass --llm-api-key or set OPENAI_API_KEY "
                             "(any text for a local server that ignores it)")
+        if base_url is None:
+            # Never a default: the prompt and the key go only where the user said.
+            raise UserError("the LLM proposer needs a server: pass --llm-base-url or set OPENAI_BASE_URL "
+                            "(for instance http://127.0.0.1:8080/v1)")
+        base_url = server_url(base_url, what)
         if kw.get("cache_dir") is None:
             kw["cache_dir"] = default_cache_dir()
         return cls(base_url=base_url, model=model, api_key=api_key, **kw)
+
+
+def server_url(url: str, what: str = "--llm-base-url") -> str:
+    """`url` if it names an http(s) server, else a one-line UserError (an empty value
+    is an error, not "the default server")."""
+    shown = url if len(url) <= 80 else url[:77] + "..."
+    if not url.strip():
+        raise UserError(f"{what} is empty; name the server, for instance http://127.0.0.1:8080/v1")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as err:
+        raise UserError(f"{what}: {shown!r} is not a URL ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"{what}: {shown!r} is not an http:// or https:// URL with a host")
+    return url
 
 
 def default_cache_dir() -> Path:
@@ -145,7 +174,7 @@ def _ask(client, config: LLMConfig, messages: list[dict]) -> str:
     except openai.APITimeoutError:
         raise ServerError(f"no reply within {config.timeout_s:g} s") from None
     except openai.APIConnectionError as err:
-        raise ServerError(f"cannot reach {config.base_url or 'the default OpenAI server'}: {err}") from None
+        raise ServerError(f"cannot reach {config.base_url}: {err}") from None
     except openai.APIStatusError as err:
         raise ServerError(f"HTTP {err.status_code}: {str(err)[:160]}") from None
     except openai.OpenAIError as err:

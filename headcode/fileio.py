@@ -33,6 +33,9 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
     os.close(fd)
+    # mkstemp makes the file 0600; the result keeps the old file's permissions (a new
+    # one gets the umask's), as a plain write would.
+    os.chmod(tmp, _mode(target, 0o666))
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as handle:
@@ -109,13 +112,13 @@ class NewDirectory:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _mode(target: Path) -> int:
-    """The permissions the directory should have: the old one's, else the umask's."""
+def _mode(target: Path, fresh: int = 0o777) -> int:
+    """The permissions `target` should keep: its own, else `fresh` under the umask."""
     with contextlib.suppress(OSError):
         return target.stat().st_mode & 0o7777
     umask = os.umask(0)
     os.umask(umask)
-    return 0o777 & ~umask
+    return fresh & ~umask
 
 
 def _fsync_dir(path: Path) -> None:

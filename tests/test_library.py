@@ -360,6 +360,20 @@ def test_save_keeps_the_permissions_of_the_directory_it_replaces(tmp_path):
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o750
 
 
+def test_atomic_file_writes_keep_permissions(tmp_path):
+    from headcode import fileio
+
+    umask = os.umask(0)
+    os.umask(umask)
+    fileio.write_text(tmp_path / "new.hc", "bos\n")
+    assert (tmp_path / "new.hc").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    os.chmod(tmp_path / "new.hc", 0o640)
+    fileio.write_text(tmp_path / "new.hc", "self\n")
+    assert (tmp_path / "new.hc").stat().st_mode & 0o777 == 0o640
+    small().save(tmp_path / "lib")
+    assert all((f.stat().st_mode & 0o777) == 0o666 & ~umask for f in (tmp_path / "lib").iterdir())
+
+
 def test_save_refuses_to_replace_something_that_is_not_a_library(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "thesis.tex").write_text("precious")

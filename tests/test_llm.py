@@ -179,6 +179,32 @@ def test_damaged_cache_entry_is_a_miss(server, tmp_path, llm_config):
     assert texts(result) == canon("bos") and result.calls == 1
 
 
+@pytest.mark.parametrize("body, reason", [
+    (b'{"choices": [{"message": {"content": "\\ud800 prev(1)"}}]}', "not valid Unicode"),  # a lone surrogate
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_replies_that_cannot_be_read_are_rejections_not_exceptions(server, tmp_path, llm_config, body, reason):
+    server.replies.append((200, body))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
+    assert result.programs == [] and reason in result.error
+    assert list((tmp_path / "cache").glob("*.json")) == []
+
+
+@pytest.mark.parametrize("entry", [
+    '{"format": %d, "model": "test-model", "messages": [], "content": "\\ud800"}',  # poisoned: a lone surrogate
+    "[" * 100_000 + "]" * 100_000,  # nested beyond the parser's recursion
+])
+def test_a_poisoned_cache_entry_is_a_miss(server, tmp_path, llm_config, entry):
+    from headcode.synth.llm import CACHE_FORMAT
+
+    key = request_key("test-model", build_messages(SUMMARY, 3))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / f"{key}.json").write_text(entry.replace("%d", str(CACHE_FORMAT)) if "%d" in entry else entry)
+    server.say("```\nbos\n```")
+    result = propose(SUMMARY, llm_config(server, tmp_path))
+    assert texts(result) == canon("bos") and result.calls == 1
+
+
 def test_code_in_reply_is_never_run(server, tmp_path, monkeypatch, llm_config):
     marker = tmp_path / "pwned"
     server.say(f"```python\n__import__('pathlib').Path({str(marker)!r}).touch()\n```", "```\nbos\n```")

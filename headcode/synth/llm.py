@@ -128,11 +128,12 @@ def _cache_get(config: LLMConfig, key: str) -> str | None:
         return None
     try:
         entry = json.loads(fileio.read_text(config.cache_dir / f"{key}.json"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None  # absent or damaged: ask the server again
     if isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT and isinstance(entry.get("content"), str):
-        return entry["content"]
-    return None
+        if _text_problem(entry["content"]) is None:
+            return entry["content"]
+    return None  # a damaged or poisoned entry is a miss
 
 
 def _cache_put(config: LLMConfig, key: str, messages: list[dict], content: str) -> None:
@@ -155,6 +156,8 @@ def _content(body: str) -> str:
         data = json.loads(body)
     except ValueError:
         raise ServerError(f"reply is not JSON: {body[:80]!r}") from None
+    except RecursionError:
+        raise ServerError("reply is JSON nested too deeply to read") from None
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices:
         raise ServerError("reply has no choices")
@@ -162,7 +165,19 @@ def _content(body: str) -> str:
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, str) or not content.strip():
         raise ServerError("reply has no message content")
+    if (problem := _text_problem(content)) is not None:
+        raise ServerError(problem)
     return content
+
+
+def _text_problem(content: str) -> str | None:
+    """Why a reply's text cannot be used (None when it can): text that is not valid
+    Unicode (a lone surrogate escape such as \\ud800) can be neither cached nor sent back."""
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"reply text is not valid Unicode (a lone surrogate at character {err.start})"
+    return None
 
 
 def _ask(client, config: LLMConfig, messages: list[dict]) -> str:

@@ -10,7 +10,7 @@ import torch
 from headcode.dsl import Program
 from headcode.dsl.tokens import TokenTable
 from headcode.errors import UserError
-from headcode.library import Level, Library, ModelIdentity, identity_of
+from headcode.library import LibraryError, Level, Library, ModelIdentity, identity_of
 from headcode.loaders.models import build_tiny_model, load_model
 from headcode.replace import attach, attention_modules, choose_heads, encode, forward, run, table_from_ids
 from headcode.replace import attention as attn
@@ -265,7 +265,23 @@ def test_bad_input_is_refused(tiny):
         assert handle.warnings
         with pytest.raises(UserError, match="already has heads replaced"):
             attach(tiny.model, lib, fraction=0.5, tokenizer=tiny.tokenizer)
-    with attach(tiny.model, lib, fraction=0.5) as handle:  # no tokenizer: no rebuilt tables
+    with pytest.raises(UserError, match="Hugging Face transformers model"):
+        attach(object(), lib, fraction=0.5)
+    with pytest.raises(UserError, match="must be a headcode Library or the path"):
+        attach(tiny.model, {"heads": []}, fraction=0.5)
+    with pytest.raises(LibraryError):
+        attach(tiny.model, "/nonexistent/library", fraction=0.5)
+
+
+def test_attach_takes_a_library_path_and_the_tokenizer_saved_with_the_model(tiny, tmp_path, monkeypatch):
+    lib = library_for(tiny)
+    lib.save(tmp_path / "lib")
+    with attach(tiny.model, str(tmp_path / "lib"), fraction=0.5) as handle, torch.no_grad():
+        assert handle.tokenizer is not None  # found in the model's own directory
+        tiny.model(input_ids=torch.tensor([[5, 6, 7]]))
+    # A model whose directory holds no tokenizer: rows need set_inputs, and say so.
+    monkeypatch.setattr(tiny.model.config, "_name_or_path", str(tmp_path))
+    with attach(tiny.model, lib, fraction=0.5) as handle:
         with pytest.raises(UserError, match="no token table"):
             with torch.no_grad():
                 tiny.model(input_ids=torch.tensor([[5, 6, 7]]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -43,11 +44,23 @@ def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: f
     `level`, best first, ties by (layer, head)). `level` says which of each head's
     programs runs: the full one (the most faithful, the default) or the short one.
     `tokenizer` lets rows without a registered table get one rebuilt from their
-    ids, and completes the model check (the fingerprint covers the vocabulary):
-    without it only the architecture and shape are checked. A model the library
+    ids, and completes the model check (the fingerprint covers the vocabulary);
+    without it, the one saved in the model's own directory is used if there is one,
+    else only the architecture and shape are checked and every input needs
+    `set_inputs`. `library` may be a Library or the path of one. A model the library
     was not fitted to is refused unless `force`. `matrices_fn` replaces the programs
     (tests use it for oracles); `library` is then needed only for `fraction`.
     """
+    if not (hasattr(model, "config") and callable(getattr(model, "modules", None))):
+        raise UserError(f"attach takes a Hugging Face transformers model, not {type(model).__name__}")
+    if isinstance(library, (str, os.PathLike)):
+        from headcode.library import Library
+
+        library = Library.load(library)
+    elif library is not None and not hasattr(library, "program_of"):
+        raise UserError(f"library must be a headcode Library or the path of one, not {type(library).__name__}")
+    if tokenizer is None:
+        tokenizer = _own_tokenizer(model)
     attn.register()
     modules = attention_modules(model)
     config = model.config
@@ -134,6 +147,20 @@ def attention_modules(model) -> list:
         raise UserError(f"{type(model).__name__}: cannot find one attention module per layer "
                         f"({len(found)} found for {layers} layers)")
     return [found[k] for k in range(layers)]
+
+
+def _own_tokenizer(model):
+    """The tokenizer saved beside the model's weights (`config.name_or_path`, local
+    files only), or None: a model loaded from a directory usually has one."""
+    where = getattr(model.config, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+    if not where or not os.path.isdir(where):
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except (OSError, ValueError):
+        return None
 
 
 def _check_model(library, model, tokenizer, force: bool) -> list[str]:

@@ -15,7 +15,9 @@ of a temporary directory. Imports nothing else of headcode.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -56,9 +58,36 @@ def write_text(target: str | os.PathLike, text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
 
 
-def read_text(path: str | os.PathLike) -> str:
-    """Read a UTF-8 text file; OSError / UnicodeDecodeError propagate for the caller to word."""
-    return Path(path).read_bytes().decode("utf-8")
+MAX_INPUT = 64 * 2**20  # bytes of one input file (a program file, a library file) at most
+
+
+def read_bytes(path: str | os.PathLike, limit: int = MAX_INPUT) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Anything else is an OSError whose strerror says why, before much is read: a FIFO
+    (opened without blocking, so it cannot hang the reader), a device such as
+    /dev/zero (it would be read until memory runs out), a directory, a larger file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"{info.st_size:,} bytes, over the limit of {limit:,}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:  # it grew while being read
+            raise OSError(errno.EFBIG, f"over the limit of {limit:,} bytes")
+        return data
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | os.PathLike, limit: int = MAX_INPUT) -> str:
+    """Read a UTF-8 text file (`read_bytes`); OSError / UnicodeDecodeError propagate
+    for the caller to word."""
+    return read_bytes(path, limit).decode("utf-8")
 
 
 class NewDirectory:

@@ -122,3 +122,11 @@ def test_demo_explains_heads_of_the_embedded_model(capsys, tmp_path):
     figures = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     assert set(figures) == {"short", "full", "baselines"} and 0 < figures["short"] <= 1
     assert re.search(r"the library shipped for all 270 heads .*short mean iou 0\.\d{3}, full mean iou 0\.\d{3}", out)
+
+
+@pytest.mark.parametrize("command", ["check", "fmt"])
+def test_program_files_must_be_regular_files(tmp_path, capsys, command):
+    # `fmt /dev/zero` used to read until memory ran out; a FIFO would block forever.
+    code, out, err = run(capsys, command, "/dev/zero")
+    assert code != 0 and "not a regular file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -606,3 +606,36 @@ def test_cli_verify_against_a_model(tmp_path, cli, capsys):
     assert code == 2 and err.count("\n") == 1 and "model mismatch" in err and "force" in err
     code, out, err = cli("verify", tmp_path / "bad", "--model", path, "--force")
     assert code == 0 and out.startswith("warning: model fingerprint") and "\nOK " in out
+
+
+def _fifo_or_skip(path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge", "nested"])
+def test_loading_refuses_what_is_not_a_bounded_regular_file_at_once(tmp_path, kind, monkeypatch):
+    from headcode import fileio
+
+    small().save(tmp_path / "lib")
+    programs, manifest = tmp_path / "lib" / "programs.hc", tmp_path / "lib" / "manifest.json"
+    if kind == "fifo":  # used to block forever
+        programs.unlink()
+        _fifo_or_skip(programs)
+        expected = "not a regular file"
+    elif kind == "device":  # a link to /dev/zero used to be read until memory ran out
+        programs.unlink()
+        programs.symlink_to("/dev/zero")
+        expected = "not a regular file"
+    elif kind == "huge":
+        monkeypatch.setattr(fileio, "MAX_INPUT", 1000)
+        monkeypatch.setattr(fileio.read_bytes, "__defaults__", (1000,))
+        programs.write_bytes(b"#" * 5000)
+        expected = "over the limit of 1,000"
+    else:  # used to escape as a RecursionError
+        manifest.write_text("[" * 100_000 + "]" * 100_000)
+        expected = "nested too deeply"
+    with pytest.raises(LibraryError, match=expected) as err:
+        Library.load(tmp_path / "lib")
+    assert "\n" not in str(err.value)

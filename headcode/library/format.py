@@ -212,6 +212,8 @@ def decode(files: dict[str, bytes], where: str) -> Parts:
         manifest = json.loads(texts[MANIFEST])
     except json.JSONDecodeError as err:
         raise LibraryError(f"{mpath}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except RecursionError:
+        raise LibraryError(f"{mpath}: JSON nested too deeply to be a manifest") from None
     if not isinstance(manifest, dict):
         raise LibraryError(f"{mpath}: must hold a JSON object")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from headcode.fileio import NewDirectory
+from headcode.fileio import NewDirectory, read_bytes
 from headcode.library.errors import LibraryError
 
 
@@ -53,7 +53,7 @@ def read_dir(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, bytes
     out = {}
     for name in names:
         try:
-            out[name] = (path / name).read_bytes()
+            out[name] = read_bytes(path / name)
         except FileNotFoundError:
             raise LibraryError(f"{path / name}: missing (a library holds {' and '.join(names)})") from None
         except OSError as err:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from headcode.errors import UserError
-from headcode.fileio import NewDirectory
+from headcode.fileio import NewDirectory, read_text
 
 FORMAT = "headcode-capture"
 VERSION = 1
@@ -160,11 +160,13 @@ class Capture:
     def open(cls, path: str | os.PathLike) -> Capture:
         path = Path(path)
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads(read_text(path / MANIFEST))
         except FileNotFoundError:
             raise UserError(f"{path}: not a headcode capture (no {MANIFEST}); make one with: headcode capture") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise UserError(f"{path / MANIFEST}: cannot read capture manifest: {err}") from None
+        except OSError as err:
+            raise UserError(f"{path / MANIFEST}: cannot read capture manifest: {err.strerror or err}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise UserError(f"{path / MANIFEST}: not a capture manifest: {str(err)[:120] or 'nested too deeply'}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise UserError(f"{path}: {MANIFEST} is not a headcode capture manifest")
         if manifest.get("version") != VERSION:

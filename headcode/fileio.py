@@ -58,6 +58,25 @@ def write_text(target: str | os.PathLike, text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
 
 
+def check_writable(target: str | os.PathLike, directory: bool = False, what: str = "output") -> None:
+    """Refuse, before any work, an output `target` that cannot be written: a directory
+    where a file is wanted (or the reverse), or a place whose nearest existing parent
+    is not a directory this process may write in. One-line UserError."""
+    from headcode.errors import UserError
+
+    target = Path(target)
+    if target.exists() and target.is_dir() != directory:
+        kind = "is a directory; give a file name" if target.is_dir() else "exists and is not a directory"
+        raise UserError(f"{target}: {kind} for the {what}")
+    parent = target.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{target}: {parent} is not a directory, so the {what} cannot be written there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{target}: cannot write in {parent} (permission denied)")
+
+
 MAX_INPUT = 64 * 2**20  # bytes of one input file (a program file, a library file) at most
 
 

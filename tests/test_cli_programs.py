@@ -130,3 +130,15 @@ def test_program_files_must_be_regular_files(tmp_path, capsys, command):
     code, out, err = run(capsys, command, "/dev/zero")
     assert code != 0 and "not a regular file" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "plain").write_text("x")
+    for argv in (["show", "bos", "--text", "a b", "--png", str(tmp_path)],  # a directory, not a file
+                 ["show", "bos", "--text", "a b", "--png", str(tmp_path / "plain" / "x.png")],  # under a file
+                 ["predict", "--library", str(tmp_path), "--text", "hi", "--out", str(tmp_path)],
+                 ["capture", "--out", str(tmp_path / "plain" / "cap")],
+                 ["explain", "--out", str(tmp_path / "plain" / "lib")]):
+        code, out, err = run(capsys, *argv)
+        assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
+        assert "not a directory" in err or "is a directory" in err, (argv, err)

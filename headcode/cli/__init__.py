@@ -49,11 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"headcode: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # the reader of our output went away (`| head`)
+        return 0
+    except OSError as err:  # a file that became unwritable after the early checks
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"headcode: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("headcode: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

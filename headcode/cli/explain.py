@@ -149,9 +149,10 @@ def cmd_predict(args) -> int:
     from headcode.dsl.tokens import TokenTable
     from headcode.library import Level
 
-    lib, loaded = _attach(args)
     if not args.text.strip():
         raise UserError("--text is empty: give a text to predict on")
+    fileio.check_writable(args.out, what="predictions")
+    lib, loaded = _attach(args)
     table = TokenTable.from_text(loaded.tokenizer, args.text, max_len=args.max_len,
                                  add_special_tokens=loaded.add_special_tokens)
     level = Level(args.level)

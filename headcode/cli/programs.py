@@ -8,7 +8,7 @@ import sys
 
 from headcode import dsl
 from headcode.errors import UserError
-from headcode.fileio import read_text, write_text
+from headcode.fileio import check_writable, read_text, write_text
 
 
 def register(subparsers) -> None:
@@ -78,7 +78,10 @@ def cmd_fmt(args) -> int:
         return 0
     if args.write:
         if formatted != source:
-            write_text(args.file, formatted)
+            try:
+                write_text(args.file, formatted)
+            except OSError as err:
+                raise UserError(f"{args.file}: cannot write: {err.strerror or err}") from None
         return 0
     sys.stdout.write(formatted)
     return 0
@@ -128,6 +131,8 @@ def cmd_show(args) -> int:
     words = split_words(args.text)
     if not words:
         raise UserError("--text is empty: give a sentence to show the program on")
+    if args.png:
+        check_writable(args.png, what="heatmap")
     table = TokenTable.from_words(words)
     matrix = compile_program(program).evaluate(table)
     print(program.text)

@@ -149,10 +149,9 @@ def _tables(loaded, spec, split: str) -> list:
 
 
 def _check_png(path: str) -> None:
-    from pathlib import Path
+    from headcode.fileio import check_writable
 
-    if Path(path).is_dir():
-        raise UserError(f"{path}: is a directory; give a file name for the plot")
+    check_writable(path, what="plot")
 
 
 def _print(report: dict) -> None:

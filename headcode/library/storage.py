@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from headcode.fileio import NewDirectory, read_bytes
+from headcode.errors import UserError
+from headcode.fileio import NewDirectory, check_writable, read_bytes
 from headcode.library.errors import LibraryError
 
 
@@ -24,6 +25,10 @@ def check_target(target: str | os.PathLike, marker: str) -> None:
         raise LibraryError(f"{target}: exists and is not a directory; refusing to replace it")
     if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
         raise LibraryError(f"{target}: exists and is not a library (no {marker}); refusing to replace it")
+    try:
+        check_writable(target, directory=True, what="library")
+    except UserError as err:
+        raise LibraryError(str(err)) from None
 
 
 def write_dir(target: str | os.PathLike, files: dict[str, bytes], marker: str) -> None:

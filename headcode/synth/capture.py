@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from headcode.errors import UserError
-from headcode.fileio import NewDirectory, read_text
+from headcode.fileio import NewDirectory, check_writable, read_text
 
 FORMAT = "headcode-capture"
 VERSION = 1
@@ -109,6 +109,7 @@ def check_target(out: str | os.PathLike) -> None:
         raise UserError(f"{out}: exists, is not empty and is not a headcode capture; give a new or empty directory")
     if (out / MANIFEST).is_file():
         Capture.open(out)  # refuses a manifest of some other tool
+    check_writable(out, directory=True, what="capture")
 
 
 def capture(loaded, sequences: Iterable, out: str | os.PathLike, meta: dict, limit: int | None = None,

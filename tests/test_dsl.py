@@ -313,3 +313,15 @@ def test_a_file_with_another_line_break_is_refused_not_read_differently(brk):
     with pytest.raises(dsl.DslError, match="not a line break"):
         dsl.parse_programs(f"# doc{brk}b = bos\n")
     assert [p.name for p in dsl.parse_programs("# doc\r\nb = bos\r\n")] == ["b"]
+
+
+def test_errors_show_a_bounded_part_of_unbounded_input():
+    # A 100,000-character name used to be echoed twice, whole.
+    with pytest.raises(dsl.DslError) as info:
+        dsl.read("a" * 100_000)
+    rendered = info.value.render()
+    assert len(rendered) < 600 and "characters more" in rendered
+    with pytest.raises(dsl.DslError) as info:  # the caret still points at the problem
+        dsl.read("softmax(" + " + ".join(["self"] * 60) + " + nope)")
+    line, caret = info.value.render().splitlines()[1:3]
+    assert line[caret.index("^"):].startswith("nope") and len(line) < 120

@@ -27,12 +27,24 @@ class Diagnostic:
     message: str
 
 
+# Messages quote the input (an unknown name, a word); input has no length limit, so
+# what is shown of it has one: a message, and the source line around the caret.
+MAX_MESSAGE = 300
+LINE_WINDOW = 100
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 30] + f"... ({len(text) - limit + 30:,} characters more)"
+
+
 class DslError(Exception):
     """One or more problems in program text. Never raised without a position."""
 
     def __init__(self, diagnostics: list[Diagnostic], source: str = "", filename: str = "<program>"):
         if not diagnostics:
             raise ValueError("a DslError needs at least one diagnostic")
+        diagnostics = [d if len(d.message) <= MAX_MESSAGE else Diagnostic(d.line, d.column, _cut(d.message, MAX_MESSAGE))
+                       for d in diagnostics]
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.line, d.column))
         self.source = source
         self.filename = filename
@@ -49,9 +61,13 @@ class DslError(Exception):
         for d in self.diagnostics:
             out.append(f"{self.filename}:{d.line}:{d.column}: error: {d.message}")
             if 1 <= d.line <= len(lines):
-                text = lines[d.line - 1].expandtabs(1)
+                text, caret = lines[d.line - 1].expandtabs(1), max(d.column, 1) - 1
+                if len(text) > LINE_WINDOW:  # a window of the line around the caret
+                    start = max(0, min(caret - LINE_WINDOW // 2, len(text) - LINE_WINDOW))
+                    left, right = ("..." if start else ""), ("..." if start + LINE_WINDOW < len(text) else "")
+                    text, caret = left + text[start:start + LINE_WINDOW] + right, caret - start + len(left)
                 out.append(f"    {text}")
-                out.append("    " + " " * (max(d.column, 1) - 1) + "^")
+                out.append("    " + " " * caret + "^")
         return "\n".join(out)
 
 

@@ -325,3 +325,11 @@ def test_errors_show_a_bounded_part_of_unbounded_input():
         dsl.read("softmax(" + " + ".join(["self"] * 60) + " + nope)")
     line, caret = info.value.render().splitlines()[1:3]
     assert line[caret.index("^"):].startswith("nope") and len(line) < 120
+
+
+@pytest.mark.parametrize("entry", [dsl.read, dsl.parse_programs])
+def test_program_text_must_be_a_str(entry):
+    with pytest.raises(TypeError, match="must be a str"):
+        entry(b"bos")
+    with pytest.raises(dsl.DslError, match="not a program: bytes"):
+        dsl.Program.of(b"bos")

@@ -60,6 +60,8 @@ def _acyclic_work():
 
 def parse_programs(text: str, filename: str = "<file>") -> tuple[NamedProgram, ...]:
     """Parse and check every definition; report all problems of the file at once."""
+    if not isinstance(text, str):
+        raise TypeError(f"a program file's text must be a str, not {type(text).__name__}")
     with _acyclic_work():
         return _parse_programs(text, filename)
 

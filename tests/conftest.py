@@ -31,7 +31,8 @@ class Script:
     """Replies to serve in order, and the requests received.
 
     Each reply is (status, body) with body a dict (sent as JSON) or raw bytes, or
-    ("sleep", seconds) to stall before answering.
+    ("sleep", seconds) to stall before answering, or ("drip", seconds) to send the
+    body one byte at a time, `seconds` apart.
     """
 
     def __init__(self):
@@ -51,16 +52,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         script = self.server.script
         script.requests.append({"path": self.path, "json": json.loads(body)})
         status, payload = script.replies.pop(0) if script.replies else (500, {"error": {"message": "no script"}})
+        drip = None
         if status == "sleep":
             script.release.wait(payload)
             status, payload = 200, completion("prev(1)")
+        elif status == "drip":  # headers at once, then the body a byte every `payload` seconds
+            status, drip, payload = 200, payload, completion("prev(1)")
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if drip is None:
+                self.wfile.write(data)
+            for k in range(len(data) if drip is not None else 0):
+                if script.release.wait(drip):
+                    break
+                self.wfile.write(data[k:k + 1])
+                self.wfile.flush()
         except OSError:
             pass  # the client gave up (timeout test)
 

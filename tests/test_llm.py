@@ -157,6 +157,38 @@ def test_slow_reply_times_out(server, tmp_path, llm_config):
     assert result.programs == [] and result.error == "no reply within 0.5 s"
 
 
+def test_a_dripping_server_is_cut_off_at_the_deadline(server, tmp_path, llm_config):
+    # Headers at once, then a byte every 0.2 s: the client's per-read timeout never fires.
+    server.replies.append(("drip", 0.2))
+    start = time.monotonic()
+    result = propose(SUMMARY, llm_config(server, tmp_path, timeout_s=1.0))
+    assert time.monotonic() - start < 3.0
+    assert result.programs == [] and result.error == "no reply within 1 s"
+
+
+def test_a_huge_reply_is_refused(server, tmp_path, llm_config):
+    server.replies.append((200, b" " * (2 << 20)))
+    result = propose(SUMMARY, llm_config(server, tmp_path))
+    assert result.programs == [] and "over 1,048,576 bytes" in result.error
+    assert list((tmp_path / "cache").glob("*.json")) == []
+
+
+def test_explain_stops_asking_a_server_that_keeps_failing(server, tmp_path, llm_config):
+    from headcode.heads import Head
+    from headcode.synth.proposals import GIVE_UP_AFTER, llm_candidates
+    from headcode.synth.data import Split
+    from headcode.dsl.tokens import TokenTable
+    import numpy as np
+
+    split = Split("train", [TokenTable.from_words(["a", "b", "c"])], ["a b c"],
+                  [np.full((1, 8, 3, 3), 1 / 3, dtype=np.float16)])
+    server.replies += [(500, {"error": {"message": "down"}})] * 8
+    notes: list[str] = []
+    out = llm_candidates(split, [Head(0, h) for h in range(8)], llm_config(server, tmp_path, retries=0), notes, False)
+    assert len(server.requests) == GIVE_UP_AFTER and all(v == [] for v in out.values())
+    assert any("in a row; skipped the remaining heads" in n for n in notes)
+
+
 def test_cache_hit_makes_no_request(server, tmp_path, llm_config):
     server.say("```\nprev(1) +* bos\n```", "```\nprev(2)\n```")
     first = propose(SUMMARY, llm_config(server, tmp_path))

@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 
-from headcode.cli.options import add_corpus, add_level, add_model, add_quiet, cut, positive
+from headcode.cli.options import (add_corpus, add_level, add_model, add_quiet, cut, non_negative, positive,
+                                  positive_seconds)
 from headcode.errors import UserError
 
 
@@ -25,6 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("--llm-base-url", metavar="URL", help="OpenAI-compatible server (else $OPENAI_BASE_URL)")
     p.add_argument("--llm-model", metavar="NAME", help="model name (else $HEADCODE_LLM_MODEL or $OPENAI_MODEL)")
     p.add_argument("--llm-api-key", metavar="KEY", help="API key (else $OPENAI_API_KEY)")
+    p.add_argument("--llm-timeout", type=positive_seconds, default=60.0, metavar="S",
+                   help="seconds one request may take in all (60)")
+    p.add_argument("--llm-retries", type=non_negative, default=2, metavar="N",
+                   help="follow-up turns after a reply with no valid program (2)")
     p.add_argument("--out", required=True, metavar="LIB", help="the library directory to write")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     add_quiet(p)
@@ -62,7 +67,8 @@ def cmd_explain(args) -> int:
     if args.proposer != explain.Proposer.SEARCH.value:
         from headcode.synth.llm import LLMConfig, default_cache_dir
 
-        llm = LLMConfig.from_env(args.llm_base_url, args.llm_model, args.llm_api_key, cache_dir=default_cache_dir())
+        llm = LLMConfig.from_env(args.llm_base_url, args.llm_model, args.llm_api_key, cache_dir=default_cache_dir(),
+                                 timeout_s=args.llm_timeout, retries=args.llm_retries)
     spec = cut(args, train=args.max_seqs, validation=args.validation_seqs, test=args.test_seqs)
     job = pipeline.Job(model=args.model, split=spec, heads_spec=args.heads,
                        settings=explain.Settings(proposer=explain.Proposer(args.proposer), llm=llm))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from headcode.synth.prompt import HeadSummary, build_messages, feedback, read_re
 
 __all__ = ["HeadSummary", "LLMConfig", "ProposalResult", "build_messages", "propose", "request_key"]
 
+MAX_REPLY = 1 << 20  # bytes of one reply at most (a few programs are a few KB)
 CACHE_FORMAT = 1  # bump when the cached file's layout changes; old files are then misses
 
 
@@ -42,7 +44,7 @@ class LLMConfig:
     base_url: str  # the server, always named by the user (`server_url` checks it)
     model: str
     api_key: str | None
-    timeout_s: float = 60.0  # per request (connect, each read, write)
+    timeout_s: float = 60.0  # per request, in all (a server that drips its reply is cut off too)
     retries: int = 2  # follow-up rounds after a reply with no valid program
     candidates: int = 3  # programs asked for per head
     cache_dir: Path | None = None  # None: no cache
@@ -183,9 +185,20 @@ def _text_problem(content: str) -> str | None:
 def _ask(client, config: LLMConfig, messages: list[dict]) -> str:
     import openai
 
+    deadline = time.monotonic() + config.timeout_s
     try:
-        raw = client.chat.completions.with_raw_response.create(model=config.model, messages=messages)
-        return _content(raw.text)
+        # Streamed, so that the deadline holds for the whole reply: the client's own
+        # timeout is per read, and a server that sends a byte now and then never hits it.
+        with client.chat.completions.with_streaming_response.create(model=config.model, messages=messages) as raw:
+            chunks, size = [], 0
+            for chunk in raw.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_REPLY:
+                    raise ServerError(f"reply is over {MAX_REPLY:,} bytes")
+                if time.monotonic() > deadline:
+                    raise ServerError(f"no reply within {config.timeout_s:g} s")
+        return _content(b"".join(chunks).decode("utf-8", errors="replace"))
     except openai.APITimeoutError:
         raise ServerError(f"no reply within {config.timeout_s:g} s") from None
     except openai.APIConnectionError as err:

@@ -16,6 +16,7 @@ from headcode.synth.profiles import sequence_sums
 
 SUMMARY_SEQUENCES = 20  # sequences read to summarise a head
 TOP_PAIRS = 20
+GIVE_UP_AFTER = 3  # heads in a row that got nothing but a server error
 
 
 def summaries(split: Split, heads: Sequence[Head]):
@@ -54,16 +55,20 @@ def llm_candidates(split: Split, heads: Sequence[Head], config, notes: list[str]
     from headcode.synth.llm import propose
 
     out: dict[Head, list[ir.Pattern]] = {}
-    errors = 0
+    errors = in_a_row = 0
     for head, summary in tqdm(summaries(split, heads).items(), desc="llm proposals", unit="head", file=sys.stderr,
                               disable=not progress):
         result = propose(summary, config)
         out[head] = list(result.programs)
+        failed = result.error is not None and not result.programs
+        in_a_row = in_a_row + 1 if failed else 0
         if result.error:
             errors += 1
             if errors == 1:
                 notes.append(f"LLM proposer: {result.error}")
-            if "reach" in result.error and not result.programs:
-                notes.append("LLM proposer: server unreachable; skipped the remaining heads")
-                break
+        if failed and ("reach" in result.error or in_a_row >= GIVE_UP_AFTER):
+            # A dead or stalled server would otherwise cost a timeout per head (hours for a model).
+            why = "unreachable" if "reach" in result.error else f"failed {in_a_row} heads in a row"
+            notes.append(f"LLM proposer: server {why}; skipped the remaining heads")
+            break
     return out

@@ -9,7 +9,7 @@ aside, the new one renamed into place, the old one removed. Each rename is atomi
 so an interrupted write leaves the old directory in place (or, if the process
 dies between the two renames, under its `.NAME.old-*` name beside it). The new
 directory gets the permissions the old one had (else the umask's), not the 0700
-of a temporary directory. Imports nothing else of headcode.
+of a temporary directory. Imports only `headcode.errors` of headcode.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from headcode.errors import UserError
 
 
 @contextlib.contextmanager
@@ -62,7 +64,6 @@ def check_writable(target: str | os.PathLike, directory: bool = False, what: str
     """Refuse, before any work, an output `target` that cannot be written: a directory
     where a file is wanted (or the reverse), or a place whose nearest existing parent
     is not a directory this process may write in. One-line UserError."""
-    from headcode.errors import UserError
 
     target = Path(target)
     if target.exists() and target.is_dir() != directory:

@@ -114,10 +114,10 @@ class FitSettings:
     # about 3-4x at no measurable IoU cost; 0.5 costs 0.005, 1.0 empties the tables.
     table_l1: float = 0.4
     # Entries kept per head over all its word tables after the L1 stage, by importance
-    # (None: all). A smaller full level costs accuracy: on dev paragraphs (81 heads,
-    # score form alone, test IoU) all (~1,450 entries, 19 KB) 0.699; 256: 0.690
-    # (5.6 KB); 128: 0.684 (4.0 KB). Keeping the largest |value| per table instead is
-    # worse at the same size (16 per table: 0.677), hence the word counts.
+    # (None: all). A smaller full level costs accuracy (benchmarks/score_form_size.py,
+    # dev paragraphs, 81 heads, score form alone, test IoU): all (19 KB) 0.699; 256:
+    # 0.690 (5.6 KB); 128: 0.684 (4.0 KB). Keeping each table's largest |value|
+    # instead was worse at the same size (16 per table: 0.677), hence the word counts.
     head_entries: int | None = None
     importance_power: float = 0.5  # importance of an entry: |value| * (word count) ** this
     seed: int = 0

@@ -110,20 +110,6 @@ def test_one_kernel_call_for_many_programs_equals_one_at_a_time(programs, table)
         assert np.array_equal(together[k], compile_program(program).evaluate(table))
 
 
-@PROPS
-@given(testing.fitted_scores())
-def test_softmax_terms_sort_as_their_printed_factors(program):
-    # canon sorts a softmax's terms without printing every word table; the order is
-    # defined as that of the printed factors (then the weight), which this spells out.
-    from headcode.dsl import canon
-    from headcode.dsl.printer import show
-
-    for score in (t.pattern for t in program.terms) if isinstance(program, ir.Mix) else (program,):
-        terms = [t for t in (canon._score_term(t) for t in score.terms) if t is not None]
-        expected = sorted(terms, key=lambda t: (show(ir.ScoreTerm(1.0, t.factors)), t.weight))
-        assert canon._sorted_terms(terms) == expected
-
-
 LARGEST = (  # every factor a term may hold, each at the limit, on long texts
     # (a term's weight folds into its first table, whose entries stay within 1000)
     "softmax(dist*dist*key.word{the: 1000}*query.word{the: 1000} - dist*log_dist*key.word{a: -1000})",

@@ -427,53 +427,7 @@ def _(p: ir.Score) -> ir.Pattern:
     if not terms:
         return UNIFORM
     # Sorted by what the terms read (their factors), not by their weights.
-    return ir.Score(tuple(_sorted_terms(terms)))
-
-
-def _sorted_terms(terms: list[ir.ScoreTerm]) -> list[ir.ScoreTerm]:
-    """Terms in the order of their printed factors (`show(ScoreTerm(1, factors))`),
-    then weight, without printing every word table: a term's text up to its first
-    table's entries decides the order unless one such prefix starts the other, and
-    only then are the two terms printed whole. Same order, a fraction of the work
-    (a library's tables hold most of its text)."""
-    from headcode.dsl.printer import show
-
-    prefixes = [_prefix(t.factors) for t in terms]
-    # The whole text, printed on demand for this call only (a term without a table
-    # is its prefix).
-    whole = {k: p for k, (t, p) in enumerate(zip(terms, prefixes))
-             if not any(isinstance(f, ir.WordTable) for f in t.factors)}
-
-    def text(k: int) -> str:
-        if k not in whole:
-            whole[k] = show(ir.ScoreTerm(1.0, terms[k].factors))
-        return whole[k]
-
-    def compare(a: int, b: int) -> int:
-        pa, pb = prefixes[a], prefixes[b]
-        if pa.startswith(pb) or pb.startswith(pa):
-            # A whole text that is a proper prefix of the other's prefix sorts first as it is.
-            if not (a in whole and pb.startswith(pa) and pa != pb or b in whole and pa.startswith(pb) and pa != pb):
-                pa, pb = text(a), text(b)
-        if pa != pb:
-            return -1 if pa < pb else 1
-        return (terms[a].weight > terms[b].weight) - (terms[a].weight < terms[b].weight)
-
-    order = sorted(range(len(terms)), key=functools.cmp_to_key(compare))
-    return [terms[k] for k in order]
-
-
-def _prefix(factors) -> str:
-    """The printed factors up to the entries of the first word table (all of them
-    when there is none): factors are in canonical order, tables last."""
-    from headcode.dsl.printer import show
-
-    head = tuple(f for f in factors if not isinstance(f, ir.WordTable))
-    tables = [f for f in factors if isinstance(f, ir.WordTable)]
-    if not tables:
-        return show(ir.ScoreTerm(1.0, head))
-    opening = f"{tables[0].side.value}.word{{"
-    return f"{show(ir.ScoreTerm(1.0, head))}*{opening}" if head else opening
+    return ir.Score(tuple(sorted(terms, key=lambda t: (_sort_key(ir.ScoreTerm(1.0, t.factors)), t.weight))))
 
 
 def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:

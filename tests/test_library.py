@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import numpy as np
@@ -331,7 +333,7 @@ def test_interrupted_save_leaves_the_old_library(tmp_path, monkeypatch):
         new.save(tmp_path / "l")
     monkeypatch.undo()
     assert Library.load(tmp_path / "l") == old
-    assert os.listdir(tmp_path) == ["l"]  # no temporary directory left behind
+    assert sorted(os.listdir(tmp_path)) == [".l.lock", "l"]  # no temporary directory left behind
 
     real_replace, seen = os.replace, []
 
@@ -341,13 +343,61 @@ def test_interrupted_save_leaves_the_old_library(tmp_path, monkeypatch):
             raise OSError(5, "I/O error")
         real_replace(a, b)
 
+    from headcode import fileio
+
+    # Where one atomic exchange is not available, the two renames are undone.
+    monkeypatch.setattr(fileio, "_exchange", lambda a, b: False)
     monkeypatch.setattr(storage.os, "replace", failing_replace)
     with pytest.raises(LibraryError):
         new.save(tmp_path / "l")
     monkeypatch.undo()
-    assert Library.load(tmp_path / "l") == old and os.listdir(tmp_path) == ["l"]
+    assert Library.load(tmp_path / "l") == old and sorted(os.listdir(tmp_path)) == [".l.lock", "l"]
     new.save(tmp_path / "l")
     assert Library.load(tmp_path / "l") == new
+
+
+_SAVER = """
+import sys
+from headcode import dsl
+from headcode.library import Library, Level
+lib = Library.load(sys.argv[1])
+other = lib.with_head(1, 1, Level.FULL, dsl.Program.of(sys.argv[2]), source="score")
+for i in range(int(sys.argv[3])):
+    (lib if i % 2 else other).save(sys.argv[1])
+"""
+
+
+def test_concurrent_saves_are_serialised_and_a_reader_always_sees_a_whole_library(tmp_path):
+    target = tmp_path / "l"
+    small().save(target)
+    expected = [Library.load(target)]
+    for program in ("bos", "self"):
+        expected.append(Library.load(target).with_head(1, 1, FULL, dsl.Program.of(program), source="score"))
+    savers = [subprocess.Popen([sys.executable, "-c", _SAVER, str(target), program, "40"],
+                               stderr=subprocess.PIPE, text=True) for program in ("bos", "self")]
+    loads = 0
+    while any(s.poll() is None for s in savers):
+        assert Library.load(target) in expected  # never missing, never half of one
+        loads += 1
+    for saver in savers:
+        assert saver.returncode == 0, saver.stderr.read()
+    assert loads > 0
+    assert sorted(os.listdir(tmp_path)) == [".l.lock", "l"]  # nothing left behind
+
+
+def test_the_next_save_removes_what_killed_saves_left_but_not_a_live_one(tmp_path):
+    from headcode.fileio import NewDirectory
+
+    target = tmp_path / "l"
+    small().save(target)
+    for stale in (".l.new-killed", ".l.old-killed"):
+        (tmp_path / stale).mkdir()
+        (tmp_path / stale / "programs.hc").write_bytes(b"x" * 1000)
+    live = NewDirectory(target)  # a save in progress (this process holds its lock)
+    add(small(), 1, 1, "bos").save(target)
+    assert sorted(os.listdir(tmp_path)) == sorted([".l.lock", "l", live.path.name])
+    live.abort()
+    assert sorted(os.listdir(tmp_path)) == [".l.lock", "l"]
 
 
 def test_save_keeps_the_permissions_of_the_directory_it_replaces(tmp_path):

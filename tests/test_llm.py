@@ -222,6 +222,30 @@ def test_replies_that_cannot_be_read_are_rejections_not_exceptions(server, tmp_p
     assert list((tmp_path / "cache").glob("*.json")) == []
 
 
+def test_the_cache_is_bounded_and_drops_the_least_recently_used_first(server, tmp_path, llm_config):
+    import dataclasses
+
+    heads = [dataclasses.replace(SUMMARY, head=h) for h in range(4)]
+    cache = tmp_path / "cache"
+    server.say("```\nbos\n```")
+    propose(heads[0], llm_config(server, tmp_path))
+    (entry,) = cache.glob("*.json")
+    config = llm_config(server, tmp_path, cache_limit=int(2.5 * entry.stat().st_size))
+    for summary in heads[1:3]:
+        server.say("```\nbos\n```")
+        propose(summary, config)
+        time.sleep(0.01)  # distinct modification times
+    assert len(list(cache.glob("*.json"))) == 2  # the oldest of three went
+    assert sum(p.stat().st_size for p in cache.glob("*.json")) <= config.cache_limit
+    assert propose(heads[1], config).calls == 0  # a hit, which makes it the most recent
+    time.sleep(0.01)
+    server.say("```\nbos\n```")
+    propose(heads[3], config)
+    assert propose(heads[1], config).calls == 0  # kept: heads[2] was the least recently used
+    server.say("```\nbos\n```")
+    assert propose(heads[2], config).calls == 1
+
+
 @pytest.mark.parametrize("entry", [
     '{"format": %d, "model": "test-model", "messages": [], "content": "\\ud800"}',  # poisoned: a lone surrogate
     "[" * 100_000 + "]" * 100_000,  # nested beyond the parser's recursion

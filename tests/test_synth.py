@@ -198,6 +198,40 @@ def test_predict_writes_every_head_and_the_ids(tiny_library, tiny_model, tmp_pat
         assert np.allclose(m.sum(1), 1)
 
 
+def test_explain_survives_a_hostile_llm_server(tiny_model, server, tmp_path, capsys, monkeypatch, completion_body):
+    """Every kind of bad reply, end to end through the command line: bounded time,
+    no traceback, a program for every head, nothing run."""
+    import time
+
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("HEADCODE_CACHE", str(tmp_path / "cache"))
+    hostile = [  # one head each, in order (head 1 gets a follow-up turn)
+        (200, b"<html>not json</html>"),  # garbage
+        (200, completion_body(f"```python\nimport os; os.system('touch {marker}')\n```")),  # code-looking
+        (200, completion_body("```\nbos\n```")),
+        ("sleep", 30),  # hangs past the deadline
+        (200, b'{"choices": [{"message": {"content": "\\ud800 bos"}}]}'),  # a lone surrogate
+        (200, completion_body("```\nprev(1)\n```")),
+        ("drip", 0.2),  # a byte every 0.2 s: cut off by the total deadline
+        (200, completion_body("x" * (2 << 20))),  # over the reply bound
+        (200, b"[" * 100_000 + b"]" * 100_000),  # nested past the JSON parser
+    ]
+    server.replies += hostile
+    out = tmp_path / "hostile.lib"
+    start = time.monotonic()
+    code = main(["explain", "--model", tiny_model, "--max-seqs", "6", "--validation-seqs", "3", "--test-seqs", "3",
+                 "--proposer", "both", "--llm-base-url", server.url, "--llm-model", "m", "--llm-api-key", "k",
+                 "--llm-timeout", "1", "--llm-retries", "1", "--out", str(out), "--quiet"])
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err
+    assert elapsed < 120 and len(server.requests) == len(hostile)  # every kind was served
+    from headcode.library import Library
+
+    assert len(Library.load(out)) == 8  # every head of the tiny model has a program
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--heads", "L9.H0"], "outside the model"),
     (["--heads", "layer3"], "is not a head like"),

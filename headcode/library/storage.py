@@ -3,6 +3,7 @@ an interrupted save leaves the old library in place)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -49,18 +50,54 @@ def write_dir(target: str | os.PathLike, files: dict[str, bytes], marker: str) -
 
 
 def read_dir(path: str | os.PathLike, names: tuple[str, ...]) -> dict[str, bytes]:
-    """The raw bytes of each named file of a library directory (one-line errors)."""
+    """The raw bytes of each named file of a library directory (one-line errors).
+
+    The directory is opened once and its files read relative to it, so all of them
+    come from one library even while a concurrent save swaps another in; a file
+    removed under us (the old directory being cleaned up) means a retry."""
     path = Path(path)
-    if not path.exists():
-        raise LibraryError(f"{path}: no such library")
-    if not path.is_dir():
-        raise LibraryError(f"{path}: not a library directory")
-    out = {}
-    for name in names:
+    for _ in range(_RETRIES):
         try:
-            out[name] = read_bytes(path / name)
+            return _read_once(path, names)
         except FileNotFoundError:
-            raise LibraryError(f"{path / name}: missing (a library holds {' and '.join(names)})") from None
-        except OSError as err:
-            raise LibraryError(f"{path / name}: cannot read: {err.strerror or err}") from None
-    return out
+            if not path.is_dir():
+                break
+    try:
+        return _read_once(path, names)
+    except FileNotFoundError:
+        raise LibraryError(f"{path}: replaced again and again while being read; try again") from None
+
+
+_RETRIES = 5
+
+
+def _read_once(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        raise LibraryError(f"{path}: no such library") from None
+    except OSError as err:
+        kind = "not a library directory" if err.errno == errno.ENOTDIR else f"cannot read: {err.strerror or err}"
+        raise LibraryError(f"{path}: {kind}") from None
+    try:
+        out = {}
+        for name in names:
+            try:
+                out[name] = read_bytes(name, dir_fd=fd)
+            except FileNotFoundError:
+                if not _still_there(path, fd):
+                    raise  # swapped out while being read: the caller retries
+                raise LibraryError(f"{path / name}: missing (a library holds {' and '.join(names)})") from None
+            except OSError as err:
+                raise LibraryError(f"{path / name}: cannot read: {err.strerror or err}") from None
+        return out
+    finally:
+        os.close(fd)
+
+
+def _still_there(path: Path, fd: int) -> bool:
+    """Is the directory open as `fd` still the one at `path`?"""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False

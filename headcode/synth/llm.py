@@ -16,11 +16,14 @@ Every well-formed reply is cached on disk under the SHA-256 of the request
 (model and messages; not the base URL, so the same model behind another address
 reuses it). Replies whose programs did not check are cached too: the follow-up
 turn depends on them, and replaying the whole conversation is what makes a rerun
-reproducible. Server errors are never cached.
+reproducible. Server errors are never cached. The cache is bounded
+(`LLMConfig.cache_limit`, 256 MiB): after a write, the least recently used entries
+(a hit refreshes an entry's time) are removed until it fits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +40,7 @@ __all__ = ["HeadSummary", "LLMConfig", "ProposalResult", "build_messages", "prop
 
 MAX_REPLY = 1 << 20  # bytes of one reply at most (a few programs are a few KB)
 CACHE_FORMAT = 1  # bump when the cached file's layout changes; old files are then misses
+MAX_CACHE = 256 << 20  # bytes of the whole cache at most; a reply is at most MAX_REPLY
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class LLMConfig:
     retries: int = 2  # follow-up rounds after a reply with no valid program
     candidates: int = 3  # programs asked for per head
     cache_dir: Path | None = None  # None: no cache
+    cache_limit: int = MAX_CACHE  # bytes; least recently used entries go first
 
     def __post_init__(self) -> None:
         server_url(self.base_url, "base_url")  # fail when made, not at the first request
@@ -134,6 +139,8 @@ def _cache_get(config: LLMConfig, key: str) -> str | None:
         return None  # absent or damaged: ask the server again
     if isinstance(entry, dict) and entry.get("format") == CACHE_FORMAT and isinstance(entry.get("content"), str):
         if _text_problem(entry["content"]) is None:
+            with contextlib.suppress(OSError):
+                os.utime(config.cache_dir / f"{key}.json")  # recently used: trimmed last
             return entry["content"]
     return None  # a damaged or poisoned entry is a miss
 
@@ -144,8 +151,26 @@ def _cache_put(config: LLMConfig, key: str, messages: list[dict], content: str) 
     entry = {"format": CACHE_FORMAT, "model": config.model, "messages": messages, "content": content}
     try:
         fileio.write_text(config.cache_dir / f"{key}.json", json.dumps(entry, ensure_ascii=False, indent=1))
+        _trim_cache(config.cache_dir, config.cache_limit)
     except OSError:
         pass  # a read-only cache costs reruns, not correctness
+
+
+def _trim_cache(directory: Path, limit: int) -> None:
+    """Remove the least recently used entries of `directory` until it holds at most
+    `limit` bytes (only `*.json` entries count and go; the newest always stays)."""
+    entries = []
+    for path in directory.glob("*.json"):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            entries.append((info.st_mtime_ns, info.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries)[:-1]:
+        if total <= limit:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
 
 
 def _content(body: str) -> str:

@@ -1,8 +1,11 @@
 """Errors meant for the person at the terminal.
 
-A `UserError` carries a complete one-line message; the CLI prints it and exits
-non-zero without a traceback. Imports nothing else of headcode (the DSL has its
-own error type, `headcode.dsl.errors.DslError`, so that it stays self-contained).
+A `UserError` carries a complete one-line message; the CLI prints it without a
+traceback and exits with `exit_code`, 2: the command could not do its job (as for a
+usage error), e.g. an input file is missing. Exit 1 is kept for programs that were
+read and do not check (`headcode.cli` lists the convention). Imports nothing else of
+headcode (the DSL has its own error type, `headcode.dsl.errors.DslError`, so that it
+stays self-contained).
 """
 
 from __future__ import annotations

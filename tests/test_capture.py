@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,12 +98,17 @@ def test_failed_capture_leaves_old_capture_and_no_temp_files(tiny, corpus_file, 
     with pytest.raises(RuntimeError, match="interrupted"):
         capture(tiny, broken(), out, {}, progress=False)
     assert json.loads((out / "manifest.json").read_text()) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cap", "text.txt"]
+    assert left_beside(tmp_path) == ["cap", "text.txt"]
     # A successful capture replaces the old one entirely.
     capture_file(tiny, corpus_file, out, limit=2)
     assert len(before["sequences"]) > 2 and len(Capture.open(out)) == 2
     assert len(list((out / "attn").iterdir())) == len(list((out / "tokens").iterdir())) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cap", "text.txt"]
+    assert left_beside(tmp_path) == ["cap", "text.txt"]
+
+
+def left_beside(directory) -> list[str]:
+    """What is in `directory`, but the lock file that serialises writes of a target."""
+    return sorted(p.name for p in directory.iterdir() if not (p.name.startswith(".") and p.name.endswith(".lock")))
 
 
 def test_targets_that_are_not_captures_are_refused(tmp_path):
@@ -179,3 +187,133 @@ def test_embedded_model_capture_equals_output_attentions(run, tmp_path, capsys):
     assert run("heads", tmp_path / "cap") == 0
     grid = capsys.readouterr().out.splitlines()
     assert len(grid) == 1 + 1 + 30 + 1 and all(len(line) <= 100 for line in grid[:-1])
+
+
+# --- damaged captures: one line naming the file, never a traceback ------------------
+
+
+@pytest.fixture(scope="module")
+def pristine(tiny, tmp_path_factory):
+    """A small capture of the tiny model, for the damage tests to copy."""
+    where = tmp_path_factory.mktemp("pristine")
+    corpus = where / "text.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    return capture_file(tiny, corpus, where / "cap")
+
+
+@pytest.fixture
+def damaged(pristine, tmp_path):
+    """A fresh copy of the pristine capture to damage."""
+    import shutil
+
+    return Path(shutil.copytree(pristine, tmp_path / "cap"))
+
+
+def edit_manifest(change):
+    def damage(cap):
+        manifest = json.loads((cap / "manifest.json").read_text())
+        change(manifest)
+        (cap / "manifest.json").write_text(json.dumps(manifest))
+    return damage
+
+
+def edit_attention(change, k=1):
+    def damage(cap):
+        file = cap / "attn" / f"{k:06d}.npy"
+        np.save(file, change(np.load(file).copy()))
+    return damage
+
+
+def nan_at(a):
+    a[1, 0, 2, 1] = np.nan
+    return a
+
+
+def other_table(cap):
+    """Sequence 1's token table replaced by one of a different length."""
+    m = json.loads((cap / "manifest.json").read_text())
+    k = next(k for k, e in enumerate(m["sequences"]) if e["n"] != m["sequences"][1]["n"])
+    (cap / "tokens" / "000001.npz").write_bytes((cap / "tokens" / f"{k:06d}.npz").read_bytes())
+
+
+DAMAGES = {
+    "sequences not a list": (edit_manifest(lambda m: m.update(sequences={"0": 1})),
+                             "manifest.json: sequences must be a list, not a JSON object"),
+    "layers a string": (edit_manifest(lambda m: m.update(layers="2")),
+                        "manifest.json: layers must be a whole number of at least 1, not '2'"),
+    "heads a fraction": (edit_manifest(lambda m: m.update(heads=1.5)),
+                         "manifest.json: heads must be a whole number of at least 1, not 1.5"),
+    "layers absurd": (edit_manifest(lambda m: m.update(layers=10**9)), "over the limit of 65,536 heads"),
+    "an entry not an object": (edit_manifest(lambda m: m["sequences"].__setitem__(1, 7)),
+                               "manifest.json: sequences[1] must be an object, not 7"),
+    "n missing": (edit_manifest(lambda m: m["sequences"][0].pop("n")),
+                  "manifest.json: sequences[0].n must be a whole number of at least 1, not missing"),
+    "split not a string": (edit_manifest(lambda m: m["sequences"][0].update(split=None)),
+                           "manifest.json: sequences[0].split must be a string"),
+    "attention outside the capture": (edit_manifest(lambda m: m["sequences"][0].update(attention="../../../etc/x")),
+                                      "manifest.json: sequences[0].attention must be a file name inside the capture"),
+    "manifest integer too long": (lambda cap: (cap / "manifest.json").write_text(
+        '{"format": "headcode-capture", "version": 1, "layers": 1' + "0" * 5000 + "}"),
+        "manifest.json: not a capture manifest: "),
+    "attention missing": (lambda cap: (cap / "attn" / "000000.npy").unlink(),
+                          "attn/000000.npy: cannot read attention: No such file or directory"),
+    "attention NaN": (edit_attention(nan_at),
+                      "attn/000001.npy: attention value nan at layer 1, head 0, query 2, key 1 is not a probability"),
+    "attention negative": (edit_attention(lambda a: -a),
+                           "attn/000001.npy: attention value -1.0 at layer 0, head 0, query 0, key 0"),
+    "attention wrong shape": (edit_attention(lambda a: a[:, :, 1:, 1:]), "attn/000001.npy: attention has shape"),
+    "attention float32": (edit_attention(lambda a: a.astype(np.float32)),
+                          "attn/000001.npy: attention must be float16 ('<f2'), is an array of '<f4'"),
+    "attention truncated": (lambda cap: (cap / "attn" / "000001.npy").write_bytes(
+        (cap / "attn" / "000001.npy").read_bytes()[:200]), "attn/000001.npy: cannot read attention: "),
+    "attention a pickle": (lambda cap: np.save(cap / "attn" / "000001.npy", np.array([{}], dtype=object),
+                                               allow_pickle=True), "attn/000001.npy: cannot read attention: "),
+    "attention a FIFO": (lambda cap: ((cap / "attn" / "000001.npy").unlink(), os.mkfifo(cap / "attn" / "000001.npy")),
+                         "attn/000001.npy: cannot read attention: not a regular file"),
+    "tokens missing": (lambda cap: (cap / "tokens" / "000001.npz").unlink(),
+                       "tokens/000001.npz: cannot read token table: No such file or directory"),
+    "tokens garbage": (lambda cap: (cap / "tokens" / "000001.npz").write_bytes(b"PK\x03\x04 not a zip"),
+                       "tokens/000001.npz: cannot read token table: "),
+    "tokens a device": (lambda cap: ((cap / "tokens" / "000001.npz").unlink(),
+                                     (cap / "tokens" / "000001.npz").symlink_to("/dev/zero")),
+                        "tokens/000001.npz: cannot read token table: not a regular file"),
+    "tokens of another length": (other_table, "tokens/000001.npz: token table has "),
+}
+
+
+@pytest.mark.parametrize("tiny", ["gpt2"], indirect=True)
+@pytest.mark.parametrize("name", sorted(DAMAGES))
+def test_damaged_captures_are_refused_in_one_line(run, damaged, capsys, name):
+    damage, message = DAMAGES[name]
+    damage(damaged)
+    signal.signal(signal.SIGALRM, _too_slow)
+    signal.alarm(60)  # a FIFO once blocked the reader forever
+    try:
+        code = run("heads", damaged)
+    finally:
+        signal.alarm(0)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith(f"headcode: error: {damaged}/") and message in err, err
+
+
+def _too_slow(*_):
+    raise TimeoutError("the reader hung on a damaged capture")
+
+
+@pytest.mark.parametrize("tiny", ["gpt2"], indirect=True)
+def test_only_the_part_read_is_checked_and_a_damaged_capture_can_be_replaced(tiny, damaged, corpus_file, run,
+                                                                             capsys):
+    edit_attention(nan_at)(damaged)
+    stored = Capture.open(damaged)
+    assert stored.attention(1, 0).shape[0] == stored.heads and stored.attention(1, 1, 1).shape == (
+        stored.entry(1)["n"],) * 2
+    assert np.isfinite(stored.attention(0)).all()  # sequence 0 is intact
+    for part in ((1,), (1, 1), (1, 1, 0)):
+        with pytest.raises(UserError, match="is not a probability"):
+            stored.attention(*part)
+    # A damaged capture is still a capture: `capture --out` may replace it.
+    edit_manifest(lambda m: m.update(sequences=5))(damaged)
+    check_target(damaged)
+    capture_file(tiny, corpus_file, damaged, limit=2)
+    assert run("heads", damaged) == 0 and "sequences" in capsys.readouterr().out

@@ -142,3 +142,57 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys):
         code, out, err = run(capsys, *argv)
         assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
         assert "not a directory" in err or "is a directory" in err, (argv, err)
+
+
+def _tiny_library(path):
+    from headcode import dsl
+    from headcode.library import Level, Library, ModelIdentity, fingerprint
+
+    split = {"corpus": "stories", "shape": "packed", "max_len": 64, "one_per_line": False, "seed": 7,
+             "counts": {"train": 20, "validation": 4, "test": 4},
+             "sequences": {"train": 20, "validation": 4, "test": 3},
+             "tokens": {"train": 900, "validation": 180, "test": 130}}
+    model = ModelIdentity("tiny", "LlamaForCausalLM", 3, 4, 2, fingerprint({"layers": 3}, {"a": 0, "b": 1}))
+    lib = Library(model=model, split=split, created="2025-01-31T12:00:00Z")
+    lib.with_head(0, 1, Level.FULL, dsl.Program.of("prev(1)"), source="score").save(path)
+    return path
+
+
+def test_a_missing_input_exits_2_from_every_command(tmp_path, capsys):
+    """One convention (README, "Exit status"): a missing input file or directory is 2,
+    as a usage error is; 1 means programs that were read and do not check."""
+    good = tmp_path / "good.hc"
+    good.write_text(GOOD)
+    lib = str(_tiny_library(tmp_path / "lib"))
+    missing = str(tmp_path / "missing")
+    new = str(tmp_path / "new")
+    commands = [
+        ["check", missing], ["check", str(good), missing],
+        ["fmt", missing], ["fmt", "--check", missing], ["fmt", "--write", missing],
+        ["heads", missing],
+        ["capture", "--corpus", missing, "--out", new], ["capture", "--model", missing, "--out", new],
+        ["explain", "--corpus", missing, "--out", new, "--quiet"],
+        ["score", "--library", missing], ["score", "--library", lib, "--corpus", missing],
+        ["predict", "--library", missing, "--text", "hi", "--out", new + ".npz"],
+        ["predict", "--library", lib, "--model", missing, "--text", "hi", "--out", new + ".npz"],
+        ["replace", "--library", missing], ["replace", "--library", lib, "--corpus", missing],
+        ["replace", "--library", lib, "--model", missing],
+        ["library", "inspect", missing], ["library", "verify", missing], ["library", "stats", missing],
+        ["library", "verify", lib, "--model", missing],
+        ["library", "diff", missing, lib], ["library", "diff", lib, missing],
+        ["library", "merge", lib, missing, "--out", new],
+    ]
+    for argv in commands:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "Traceback" not in err, (argv, code, err)
+        assert len(err.strip().splitlines()) == 1 and missing in err, (argv, err)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new.npz").exists()
+    # What `check` says of programs it could read is 1, of a file it could not, 2.
+    bad = tmp_path / "bad.hc"
+    bad.write_text(BAD)
+    assert run(capsys, "check", str(bad))[0] == 1
+    assert run(capsys, "check", str(bad), missing)[0] == 2
+    assert run(capsys, "fmt", str(bad))[0] == 1
+    with pytest.raises(SystemExit) as usage:  # a usage error: argparse's 2
+        main(["fmt"])
+    assert usage.value.code == 2

@@ -3,7 +3,17 @@
 Each command group lives in its own module with a `register(subparsers)` function
 that adds its sub-commands and sets `func` on them. `main` turns every expected
 failure (bad program, unreadable file, unreachable model) into one line on stderr
-and a non-zero exit.
+and a non-zero exit, the same for every command (README "Exit status"):
+
+  0  success;
+  1  the programs were read and are wrong: a program that does not check
+     (`check`, or a program argument or file of any command), a file that is not in
+     canonical form (`fmt --check`);
+  2  the command could not do its job: a usage error (argparse), a bad option value,
+     a missing, unreadable or damaged input file or directory (program file, corpus,
+     capture, library, model), an output that cannot be written, an unreachable model
+     (every `UserError`; `check` too, for a file it cannot read);
+  130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -51,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except BrokenPipeError:  # the reader of our output went away (`| head`)
         return 0
-    except OSError as err:  # a file that became unwritable after the early checks
+    except OSError as err:  # a file that became unreadable or unwritable after the early checks
         where = f"{err.filename}: " if err.filename else ""
         print(f"headcode: error: {where}{err.strerror or err}", file=sys.stderr)
-        return 1
+        return UserError.exit_code
     except KeyboardInterrupt:
         print("headcode: interrupted", file=sys.stderr)
         return 130

@@ -64,6 +64,6 @@ def cmd_heads(args) -> int:
     if args.json:
         print(json.dumps([p.as_dict() for p in found], indent=1))
     else:
-        print(f"{stored.manifest['model']}: {len(stored.indices(split))} sequences, split {args.split}")
+        print(f"{stored.model}: {len(stored.indices(split))} sequences, split {args.split}")
         print(grid(found))
     return 0

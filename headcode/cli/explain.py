@@ -85,11 +85,16 @@ def cmd_explain(args) -> int:
     return 0
 
 
-def _attach(args):
+def _attach(args, reads_corpus: bool = False):
+    """The library and its model; with `reads_corpus`, the corpus to read (--corpus, else
+    the library's) is checked first."""
     from headcode.library import Library, identity_of
+    from headcode.loaders.corpora import check_corpus
     from headcode.loaders.models import load_model
 
     lib = Library.load(args.library)
+    if reads_corpus:
+        check_corpus(args.corpus or lib.split["corpus"])  # before the slow model load
     loaded = load_model(args.model or lib.model.name)
     for warning in lib.check_model(identity_of(args.model or lib.model.name, loaded.model, loaded.tokenizer),
                                    force=getattr(args, "force", False)):
@@ -104,7 +109,7 @@ def cmd_score(args) -> int:
     from headcode.synth import data
     from headcode.synth.scoring import mean_of, score_candidates
 
-    lib, loaded = _attach(args)
+    lib, loaded = _attach(args, reads_corpus=True)
     level = Level(args.level)
     if args.corpus is None:  # the library's own test split, cut as it recorded
         spec = cut(args, base=SplitSpec.from_record(lib.split), train=0, validation=0, test=args.max_seqs)

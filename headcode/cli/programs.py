@@ -51,20 +51,23 @@ def read_source(path: str) -> str:
 
 
 def cmd_check(args) -> int:
-    failed = False
+    """Every file is checked, whatever the others gave. Exit 2 if some file could not
+    be read (the same as every command's missing or unreadable input), else 1 if
+    some program does not check, else 0."""
+    unreadable = invalid = False
     for path in args.files:
         try:
             programs = dsl.parse_programs(read_source(path), path)
         except UserError as err:
             print(f"headcode: error: {err}", file=sys.stderr)
-            failed = True
+            unreadable = True
             continue
         except dsl.DslError as err:
             print(err.render(), file=sys.stderr)
-            failed = True
+            invalid = True
             continue
         print(f"{path}: {len(programs)} program(s) ok")
-    return 1 if failed else 0
+    return UserError.exit_code if unreadable else 1 if invalid else 0
 
 
 def cmd_fmt(args) -> int:

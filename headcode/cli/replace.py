@@ -78,7 +78,7 @@ def _qa_sets(text: str) -> list[str]:
 
 def cmd_replace(args) -> int:
     from headcode.library import Level, Library
-    from headcode.loaders.corpora import SplitSpec
+    from headcode.loaders.corpora import SplitSpec, check_corpus
     from headcode.loaders.models import load_model
     from headcode.replace import choose_heads, measure, qa
     from headcode.replace.attach import default_rank
@@ -96,6 +96,7 @@ def cmd_replace(args) -> int:
         _check_png(args.png)
     if args.measure_heads:
         Library.check_target(args.measure_heads)
+    check_corpus(spec.corpus)  # the named or the library's: before the slow model load
     loaded = load_model(args.model or lib.model.name)
     tables = _tables(loaded, spec, "test")
     say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))

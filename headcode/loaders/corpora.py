@@ -104,6 +104,13 @@ def open_corpus(spec: str | None = None) -> Corpus:
     return _text_corpus(spec, lambda: open(path, "rb"), spec)
 
 
+def check_corpus(spec: str | None = None) -> None:
+    """Refuse, before a model is loaded, a local corpus file that cannot be read
+    (one-line UserError). Costs an open; a hub dataset is checked when it is read."""
+    if not (spec or DEFAULT).startswith("hf:"):
+        open_corpus(spec)
+
+
 def _text_corpus(name: str, opener: Callable, where: str) -> Corpus:
     def lines() -> Iterator[str]:
         try:

@@ -15,6 +15,12 @@ place at the end (`fileio.NewDirectory`): an interrupted capture leaves the prev
 one (or nothing), never a half-written store. A target that exists, is not empty and is not a capture is
 refused, so a typo cannot replace someone's files.
 
+Reading checks what it reads, so a damaged capture is a one-line UserError naming
+the file, never a traceback: `Capture.open` the manifest's structure (the fields
+readers use, file names inside the capture), `attention` and `table` each file
+(a regular file of the dtype, shape and length the manifest says; attention values
+probabilities, checked on the part returned only).
+
 The model reads exactly `table.ids` of each sequence (the token table's ids), through
 its base model (the LM head is not needed for attention), one sequence at a time so
 no padding is involved.
@@ -22,8 +28,11 @@ no padding is involved.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from headcode.errors import UserError
-from headcode.fileio import NewDirectory, check_writable, read_text
+from headcode.fileio import NewDirectory, check_writable, read_bytes, read_text
 
 FORMAT = "headcode-capture"
 VERSION = 1
@@ -108,7 +117,7 @@ def check_target(out: str | os.PathLike) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise UserError(f"{out}: exists, is not empty and is not a headcode capture; give a new or empty directory")
     if (out / MANIFEST).is_file():
-        Capture.open(out)  # refuses a manifest of some other tool
+        read_manifest(out)  # refuses a manifest of some other tool (a damaged capture may be replaced)
     check_writable(out, directory=True, what="capture")
 
 
@@ -150,9 +159,100 @@ def _version(distribution: str) -> str:
         return "unknown"
 
 
+MAX_HEADS = 2**16  # layers x heads of a capture at most (the largest models have ~16,000)
+MAX_TABLE = 64 * 2**20  # bytes of one sequence's token table, unpacked, at most
+_ATTENTION_FILE = re.compile(r"attn/[0-9A-Za-z_-]+\.npy")
+_TOKENS_FILE = re.compile(r"tokens/[0-9A-Za-z_-]+\.npz")
+_ONE = 0x3C00  # float16 1.0 as bits: a float16 is finite and in [+0, 1] iff its bits are <= this
+_NEGATIVE_ZERO = 0x8000
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of the capture at `path`, checked to be a headcode capture's of this
+    version (its structure is `Capture.open`'s to check)."""
+    path = Path(path)
+    file = path / MANIFEST
+    try:
+        manifest = json.loads(read_text(file))
+    except FileNotFoundError:
+        raise UserError(f"{path}: not a headcode capture (no {MANIFEST}); make one with: headcode capture") from None
+    except OSError as err:
+        raise UserError(f"{file}: cannot read capture manifest: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{file}: not a capture manifest: not UTF-8 text (bad byte at offset {err.start})") from None
+    except RecursionError:
+        raise UserError(f"{file}: not a capture manifest: nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise UserError(f"{file}: not a capture manifest: {_cut(str(err), 120)}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise UserError(f"{path}: {MANIFEST} is not a headcode capture manifest")
+    if manifest.get("version") != VERSION:
+        raise UserError(f"{path}: capture format version {_shown(manifest.get('version'))}, "
+                        f"this headcode reads {VERSION}")
+    return manifest
+
+
+def check_manifest(manifest: dict, file: Path) -> None:
+    """Refuse, in one line naming `file`, a manifest whose fields readers rely on are
+    missing or of the wrong kind (layers, heads, every sequence's entry)."""
+
+    def need(ok: bool, where: str, what: str, value) -> None:
+        if not ok:
+            raise UserError(f"{file}: {where} must be {what}, not {_shown(value)}")
+
+    for key in ("layers", "heads"):
+        value = manifest.get(key)
+        need(_whole(value) and value >= 1, key, "a whole number of at least 1", value)
+    layers, heads = manifest["layers"], manifest["heads"]
+    if layers * heads > MAX_HEADS:
+        raise UserError(f"{file}: {layers} layers x {heads} heads is over the limit of {MAX_HEADS:,} heads")
+    for key in ("model", "split", "corpus"):
+        if key in manifest:
+            need(isinstance(manifest[key], str), key, "a string", manifest[key])
+    if "tokens" in manifest:
+        need(_whole(manifest["tokens"]), "tokens", "a whole number", manifest["tokens"])
+    sequences = manifest.get("sequences")
+    need(isinstance(sequences, list), "sequences", "a list", sequences)
+    for k, e in enumerate(sequences):
+        where = f"sequences[{k}]"
+        need(isinstance(e, dict), where, "an object", e)
+        need(_whole(e.get("n")) and e.get("n") >= 1, f"{where}.n", "a whole number of at least 1", e.get("n"))
+        need(_whole(e.get("source")), f"{where}.source", "a whole number", e.get("source"))
+        for key in ("split", "text"):
+            need(isinstance(e.get(key), str), f"{where}.{key}", "a string", e.get(key))
+        for key, pattern, example in (("attention", _ATTENTION_FILE, "attn/000000.npy"),
+                                      ("tokens", _TOKENS_FILE, "tokens/000000.npz")):
+            value = e.get(key)
+            need(isinstance(value, str) and pattern.fullmatch(value) is not None, f"{where}.{key}",
+                 f"a file name inside the capture like {example!r}", value)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value) -> str:
+    """A value as an error message shows it: its repr, cut to a few dozen characters
+    (the type for containers, whose repr could be long to build)."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'list'}"
+    if value is None:
+        return "missing (or null)"
+    return _cut(repr(value[:60] if isinstance(value, str) else value))
+
+
 @dataclass(frozen=True)
 class Capture:
-    """A capture directory opened for reading; attention arrays are memory-mapped."""
+    """A capture directory opened for reading; attention arrays are memory-mapped.
+
+    `open` checks the manifest's structure; `attention` and `table` check each file as
+    they read it (a regular file of the shape, dtype and length the manifest says,
+    attention values probabilities). Every refusal is one UserError line naming the file.
+    """
 
     path: Path
     manifest: dict
@@ -160,18 +260,8 @@ class Capture:
     @classmethod
     def open(cls, path: str | os.PathLike) -> Capture:
         path = Path(path)
-        try:
-            manifest = json.loads(read_text(path / MANIFEST))
-        except FileNotFoundError:
-            raise UserError(f"{path}: not a headcode capture (no {MANIFEST}); make one with: headcode capture") from None
-        except OSError as err:
-            raise UserError(f"{path / MANIFEST}: cannot read capture manifest: {err.strerror or err}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            raise UserError(f"{path / MANIFEST}: not a capture manifest: {str(err)[:120] or 'nested too deeply'}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise UserError(f"{path}: {MANIFEST} is not a headcode capture manifest")
-        if manifest.get("version") != VERSION:
-            raise UserError(f"{path}: capture format version {manifest.get('version')}, this headcode reads {VERSION}")
+        manifest = read_manifest(path)
+        check_manifest(manifest, path / MANIFEST)
         return cls(path, manifest)
 
     def __len__(self) -> int:
@@ -179,11 +269,15 @@ class Capture:
 
     @property
     def layers(self) -> int:
-        return int(self.manifest["layers"])
+        return self.manifest["layers"]
 
     @property
     def heads(self) -> int:
-        return int(self.manifest["heads"])
+        return self.manifest["heads"]
+
+    @property
+    def model(self) -> str:
+        return self.manifest.get("model", "an unnamed model")
 
     def entry(self, i: int) -> dict:
         return self.manifest["sequences"][i]
@@ -192,21 +286,95 @@ class Capture:
         """Sequence indices, all or those of one split."""
         return [i for i, e in enumerate(self.manifest["sequences"]) if split is None or e["split"] == split]
 
-    def attention(self, i: int) -> np.ndarray:
-        """Memory-mapped float16 [layers, heads, n, n] of sequence i (read-only)."""
-        file = self.path / self.entry(i)["attention"]
+    def attention(self, i: int, layer: int | None = None, head: int | None = None) -> np.ndarray:
+        """Memory-mapped float16 [layers, heads, n, n] of sequence i (read-only); with
+        `layer`, that layer's [heads, n, n]; with `head` too, that head's [n, n].
+
+        The file's header is checked (shape, dtype, length) and so are the values of the
+        part returned, which are thereby read: each must be a probability, in [0, 1]
+        (no NaN). The check compares float16 bits as integers: about 0.5 ms for 30 x 9
+        heads of 128 tokens, where profiling them takes ~35 ms.
+        """
+        entry = self.entry(i)
+        file = self.path / entry["attention"]
+        n = entry["n"]
+        expected = (self.layers, self.heads, n, n)
+        _check_regular(file, "attention")
         try:
-            return np.load(file, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise UserError(f"{file}: cannot read attention: {err}") from None
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:  # EOFError: an empty file
+            raise UserError(f"{file}: cannot read attention: {_cut(_reason(err), 120)}") from None
+        if not isinstance(array, np.ndarray):  # an .npz archive
+            array.close()
+            raise UserError(f"{file}: cannot read attention: not an .npy array")
+        if array.dtype != np.dtype("<f2"):
+            raise UserError(f"{file}: attention must be float16 ('<f2'), is an array of {array.dtype.str!r}")
+        if array.shape != expected:
+            raise UserError(f"{file}: attention has shape {list(array.shape)}, the manifest says "
+                            f"{list(expected)} ([layers, heads, n, n])")
+        part = array if layer is None else array[layer] if head is None else array[layer, head]
+        _check_probabilities(file, part, (() if layer is None else (layer,) if head is None else (layer, head)))
+        return part
 
     def table(self, i: int):
-        """The TokenTable of sequence i."""
+        """The TokenTable of sequence i, checked to have the manifest's n tokens."""
+        import lzma
+        import zipfile
+        import zlib
+
         from headcode.dsl.tokens import TokenTable
 
-        file = self.path / self.entry(i)["tokens"]
+        entry = self.entry(i)
+        file = self.path / entry["tokens"]
         try:
-            with np.load(file, allow_pickle=False) as arrays:
-                return TokenTable.from_arrays(dict(arrays))
-        except (OSError, ValueError) as err:
-            raise UserError(f"{file}: cannot read token table: {err}") from None
+            data = read_bytes(file, limit=MAX_TABLE)
+        except OSError as err:
+            raise UserError(f"{file}: cannot read token table: {err.strerror or err}") from None
+        try:
+            arrays = np.load(io.BytesIO(data), allow_pickle=False)
+            if not isinstance(arrays, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with arrays:
+                unpacked = sum(info.file_size for info in arrays.zip.infolist())
+                if unpacked > MAX_TABLE:
+                    raise ValueError(f"{unpacked:,} bytes unpacked, over the limit of {MAX_TABLE:,}")
+                table = TokenTable.from_arrays(dict(arrays))
+        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+                NotImplementedError, RuntimeError) as err:  # the ways a damaged archive fails to unpack
+            raise UserError(f"{file}: cannot read token table: {_cut(_reason(err), 120)}") from None
+        if len(table) != entry["n"]:
+            raise UserError(f"{file}: token table has {len(table)} tokens, the manifest says {entry['n']}")
+        return table
+
+
+def _check_regular(file: Path, what: str) -> None:
+    """Refuse what is not a regular file (a FIFO would block np.load, a device be mapped)."""
+    try:
+        info = file.stat()
+    except OSError as err:
+        raise UserError(f"{file}: cannot read {what}: {err.strerror or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{file}: cannot read {what}: not a regular file")
+
+
+def _check_probabilities(file: Path, part: np.ndarray, prefix: tuple[int, ...]) -> None:
+    """Refuse a (float16) attention array holding anything but probabilities: a NaN, an
+    infinity, a negative number or one over 1, naming the first such entry."""
+    bits = part.view(np.uint16)
+    if bits.size == 0 or bits.max() <= _ONE:
+        return
+    bad = (bits > _ONE) & (bits != _NEGATIVE_ZERO)
+    if not bad.any():
+        return
+    where = prefix + tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), part.shape))
+    names = ("layer", "head", "query", "key")
+    at = ", ".join(f"{name} {k}" for name, k in zip(names, where))
+    raise UserError(f"{file}: attention value {float(part[where[len(prefix):]])} at {at} is not a probability "
+                    "(a damaged capture?)")
+
+
+def _reason(err: BaseException) -> str:
+    """An exception's message without numpy's echo of the file name."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err).replace("\n", " ") or type(err).__name__

@@ -27,8 +27,10 @@ class Job:
 def run(job: Job, progress: bool = True):
     """(Explanation, Library) for `job`; `Explanation.stages` has the time of each stage."""
     from headcode.library import identity_of
+    from headcode.loaders.corpora import check_corpus
     from headcode.loaders.models import load_model
 
+    check_corpus(job.split.corpus)  # a missing file is refused before the slow model load
     stages: dict[str, float] = {}
     start = time.perf_counter()
     loaded = load_model(job.model)

@@ -140,6 +140,16 @@ def test_unreadable_corpus_is_one_line_error(tmp_path):
         assert "\n" not in str(err.value)
 
 
+def test_a_corpus_that_is_not_a_regular_file_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for path in (fifo, tmp_path):
+        with pytest.raises(UserError, match="not a regular file"):
+            open_corpus(str(path))
+
+
 def test_end_of_text_marks_stories(tokenizer, tmp_path):
     path = tmp_path / "eot.txt"
     path.write_text(f"{story(1)}\n<|endoftext|>\n{story(2)}\n", encoding="utf-8")

@@ -96,6 +96,8 @@ def open_corpus(spec: str | None = None) -> Corpus:
     if spec.startswith("hf:"):
         return _hub_corpus(spec)
     path = Path(spec).expanduser()
+    if path.exists() and not path.is_file():  # a FIFO would block the reader, a device never end
+        raise UserError(f"{spec}: cannot read corpus: not a regular file")
     try:
         with open(path, "rb"):
             pass

@@ -15,3 +15,13 @@ class UserError(Exception):
     """Bad input or an unreachable resource, explained in one line."""
 
     exit_code = 2
+
+
+MAX_MESSAGE = 500  # characters of an error message printed at most: it may quote unbounded input
+
+
+def bounded(message: str) -> str:
+    """`message` cut to MAX_MESSAGE characters, saying how much was left out."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} more characters)"

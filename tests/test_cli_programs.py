@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import re
 import subprocess
@@ -196,3 +198,15 @@ def test_a_missing_input_exits_2_from_every_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:  # a usage error: argparse's 2
         main(["fmt"])
     assert usage.value.code == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "--proposer", "x" * 100_000, "--out", "o.lib"],  # argparse quotes the bad choice
+    ["check", "--width", "y" * 100_000],
+    ["canon", "bos + " * 20_000 + "zz"],
+])
+def test_error_messages_do_not_echo_unbounded_input(capsys, argv):
+    with pytest.raises(SystemExit) if argv[0] != "canon" else contextlib.nullcontext():
+        main(argv)
+    err = capsys.readouterr().err
+    assert 0 < len(err) < 2_000 and "Traceback" not in err

@@ -306,6 +306,7 @@ def test_from_env_missing_model_or_key(monkeypatch):
     ("http://[::1", None, "is not a URL"),
     ("ftp://host/v1", None, "not an http"),
     ("http://host:99999/v1", None, "is not a URL"),
+    ("http://" + "a" * 70_000 + "/v1", None, "not a URL the client accepts"),  # the client's length limit
 ])
 def test_the_server_is_always_named_and_well_formed(monkeypatch, flag, env, message):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -34,8 +34,17 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors (which quote the bad value) bounded too."""
+
+    def error(self, message: str):
+        from headcode.errors import bounded
+
+        super().error(bounded(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="headcode",
         description="Attention heads explained by small, safe, fast programs.",
     )
@@ -47,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from headcode.dsl.errors import DslError
-    from headcode.errors import UserError
+    from headcode.errors import UserError, bounded
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         print(err.render(), file=sys.stderr)
         return 1
     except UserError as err:
-        print(f"headcode: error: {err}", file=sys.stderr)
+        print(f"headcode: error: {bounded(str(err))}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # the reader of our output went away (`| head`)
         return 0
     except OSError as err:  # a file that became unreadable or unwritable after the early checks
         where = f"{err.filename}: " if err.filename else ""
-        print(f"headcode: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"headcode: error: {bounded(f'{where}{err.strerror or err}')}", file=sys.stderr)
         return UserError.exit_code
     except KeyboardInterrupt:
         print("headcode: interrupted", file=sys.stderr)

@@ -7,7 +7,7 @@ import re
 import sys
 
 from headcode import dsl
-from headcode.errors import UserError
+from headcode.errors import UserError, bounded
 from headcode.fileio import check_writable, read_text, write_text
 
 
@@ -59,7 +59,7 @@ def cmd_check(args) -> int:
         try:
             programs = dsl.parse_programs(read_source(path), path)
         except UserError as err:
-            print(f"headcode: error: {err}", file=sys.stderr)
+            print(f"headcode: error: {bounded(str(err))}", file=sys.stderr)
             unreadable = True
             continue
         except dsl.DslError as err:

@@ -97,6 +97,12 @@ def server_url(url: str, what: str = "--llm-base-url") -> str:
         raise UserError(f"{what}: {shown!r} is not a URL ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"{what}: {shown!r} is not an http:// or https:// URL with a host")
+    import openai
+
+    try:  # the client's own rules too (length, characters), so no request can fail on them
+        openai.OpenAI(base_url=url, api_key="unused", max_retries=0).close()
+    except Exception as err:  # noqa: BLE001 - whatever the client refuses, said in one line
+        raise UserError(f"{what}: {shown!r} is not a URL the client accepts ({str(err)[:80]})") from None
     return url
 
 

@@ -680,7 +680,7 @@ def test_loading_refuses_what_is_not_a_bounded_regular_file_at_once(tmp_path, ki
         expected = "not a regular file"
     elif kind == "huge":
         monkeypatch.setattr(fileio, "MAX_INPUT", 1000)
-        monkeypatch.setattr(fileio.read_bytes, "__defaults__", (1000,))
+        monkeypatch.setattr(fileio.read_bytes, "__defaults__", (1000, None))  # (limit, dir_fd)
         programs.write_bytes(b"#" * 5000)
         expected = "over the limit of 1,000"
     else:  # used to escape as a RecursionError

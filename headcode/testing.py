@@ -25,6 +25,8 @@ Strategies:
   `prev(k)`, `self`, `window(w)`, `same_sent`, `same_token`, ..., alone or under
   `and`), which `patterns()` produces only now and then;
 * `program_texts()`: the same, printed as DSL text;
+* `sketches()`: programs with holes (`?` for some numbers, `key.word{?N}` for some
+  word tables), as `headcode fit` takes them;
 * `token_tables()`: random sequences of words (including punctuation, quotes,
   line breaks, capitals, digits and closed-class words) as `TokenTable`s.
 """
@@ -188,6 +190,44 @@ def patterns(max_leaves: int = 5) -> st.SearchStrategy[ir.Pattern]:
 def programs() -> st.SearchStrategy[ir.Pattern]:
     """Patterns within the language's limits (what `headcode.dsl.read` accepts)."""
     return patterns().filter(_within_limits)
+
+
+def sketches() -> st.SearchStrategy[ir.Pattern]:
+    """Programs with holes (`?`, `key.word{?N}`) where the language allows them: some
+    decay rates, score weights and table weights, all or none of a mixture's weights,
+    and now and then a whole word table left open."""
+
+    @st.composite
+    def holed(draw, tree):
+        def hole(x):
+            return ir.HOLE if draw(st.booleans()) else x
+
+        def walk(p):
+            if isinstance(p, ir.Select):
+                return ir.Select(p.sel, p.reduce, hole(p.rate)) if p.reduce is ir.Reduce.DECAY else p
+            if isinstance(p, ir.Fallback):
+                return ir.Fallback(tuple(walk(o) for o in p.options))
+            if isinstance(p, ir.Mix):
+                holes = draw(st.booleans())
+                return ir.Mix(tuple(ir.Weighted(ir.HOLE if holes else t.weight, walk(t.pattern)) for t in p.terms))
+            terms = []
+            for t in p.terms:
+                factors = tuple(_holed_factor(f, hole, draw) for f in t.factors)
+                tabled = any(isinstance(f, ir.TABLE_TYPES) for f in factors)
+                terms.append(ir.ScoreTerm(t.weight if tabled else hole(t.weight), factors))
+            return ir.Score(tuple(terms))
+
+        return walk(tree)
+
+    return programs().flatmap(holed)
+
+
+def _holed_factor(f, hole, draw):
+    if not isinstance(f, ir.WordTable):
+        return f
+    if draw(st.integers(0, 4)) == 0:
+        return ir.OpenTable(f.side, len(f.entries))
+    return ir.WordTable(f.side, tuple((w, hole(x)) for w, x in f.entries))
 
 
 def mixtures() -> st.SearchStrategy[ir.Mix]:

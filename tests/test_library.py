@@ -316,6 +316,16 @@ def test_a_manifest_that_misreads_a_program_is_refused():
     assert "the recorded size (1) is not what this headcode reads" in refused(forge(manifest, programs))
 
 
+def test_a_library_holds_no_sketch():
+    with pytest.raises(LibraryError, match="is a sketch"):
+        add(empty(), 0, 0, "?*bos + ?*prev(1)")
+    manifest, programs = parts()  # a programs.hc that holds one is refused, with its line
+    sketch = dsl.Program.of("?*bos + ?*prev(1)")
+    first = next(line for line in programs.splitlines() if line.startswith("p_"))
+    edited = programs.replace(first, f"p_{sketch.id} = {sketch.text}\n{first}", 1)
+    assert "is a sketch" in refused(forge(manifest, edited))
+
+
 def test_interrupted_save_leaves_the_old_library(tmp_path, monkeypatch):
     old, new = small(), add(small(), 1, 1, "bos")
     old.save(tmp_path / "l")

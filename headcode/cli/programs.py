@@ -94,11 +94,13 @@ def cmd_canon(args) -> int:
     program = dsl.Program.of(args.program)
     if args.json:
         print(json.dumps({"canonical": program.text, "id": program.id, "size": program.size,
-                          "chars": program.chars}))
+                          "chars": program.chars, "holes": program.holes}))
     else:
         print(program.text)
         print(f"id: {program.id}")
         print(f"size: {program.size} atoms, {program.chars} characters")
+        if program.holes:
+            print(f"sketch: {program.holes} hole(s) to fill (headcode fit)")
     return 0
 
 

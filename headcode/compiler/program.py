@@ -96,6 +96,7 @@ class ProgramBatch:
         for p in self.programs:
             if not isinstance(p, Program):
                 raise TypeError(f"compile Programs (dsl.Program.of(text_or_tree)), not {type(p).__name__}")
+            p.require_filled("be compiled")
         self.size = len(self.programs)
         self.lexical: dict[ir.WordSet | ir.WordTable, int] = {}
         self._index: tuple[int, tuple] | None = None  # (len(lexical) when built, `_word_index()`)

@@ -33,6 +33,10 @@ def reference_evaluate(program: Program | ir.Pattern, table: TokenTable) -> np.n
     n = len(table)
     if n == 0:
         return np.zeros((0, 0))
+    if isinstance(program, Program):
+        program.require_filled("be evaluated")
+    elif ir.holes(program):
+        raise ValueError("a sketch (a tree with holes) cannot be evaluated until it is filled")
     rows = _pattern(program.ir if isinstance(program, Program) else program, table)
     empty = rows.sum(axis=1) == 0
     rows[empty, 0] = 1.0

@@ -24,6 +24,14 @@ Patterns
     tables, equal terms merged, weights rounded to the grid, zero terms and terms
     constant along a row (query-only) dropped, terms sorted by text; no terms is
     `uniform`.
+Sketches (holes, `ir.HOLE`)
+  * a hole absorbs what multiplies or adds to it (`2*?` and `? + 0.5` are `?`, so
+    `?*bos + ?*bos` is `?*bos`), and a term's number is absorbed by an open table;
+  * a mixture of holes is flattened and its equal terms merged as above, but terms
+    that hold holes are never merged (`?*decay(?) + ?*decay(?)` has two rates);
+  * a softmax or mixture with holes has its terms sorted by their whole text, as
+    `headcode.dsl.shape` writes a program's shape, so a program's shape is itself
+    a canonical sketch.
 """
 
 from __future__ import annotations
@@ -56,10 +64,20 @@ def canonical(pattern: ir.Pattern) -> ir.Pattern:
     return ir.Fallback(options + (BOS_PATTERN,))
 
 
-def grid(x: float) -> float:
-    """Round to the canonical grid (1/GRID), half away from zero, without -0.0."""
+def grid(x: ir.Weight) -> ir.Weight:
+    """Round to the canonical grid (1/GRID), half away from zero, without -0.0 (a hole stays one)."""
+    if isinstance(x, ir.Hole):
+        return x
     units = math.floor(abs(x) * GRID + 0.5)
     return math.copysign(units, x) / GRID if units else 0.0
+
+
+def _add(a: ir.Weight, b: ir.Weight) -> ir.Weight:
+    return ir.HOLE if isinstance(a, ir.Hole) or isinstance(b, ir.Hole) else a + b
+
+
+def _times(a: ir.Weight, b: ir.Weight) -> ir.Weight:
+    return ir.HOLE if isinstance(a, ir.Hole) or isinstance(b, ir.Hole) else a * b
 
 
 def _sort_key(node) -> str:
@@ -313,7 +331,9 @@ def _(p: ir.Select) -> ir.Pattern:
     sel, reduce, rate = selector(p.sel), p.reduce, 1.0
     if sel == FALSE:
         return NEVER
-    if reduce is ir.Reduce.DECAY:
+    if reduce is ir.Reduce.DECAY and isinstance(p.rate, ir.Hole):
+        rate = p.rate  # a rate to fit: none of the rules below for known rates applies
+    elif reduce is ir.Reduce.DECAY:
         rate = grid(p.rate)
         if rate >= 1.0:
             reduce, rate = ir.Reduce.UNIFORM, 1.0
@@ -351,12 +371,14 @@ def _(p: ir.Mix) -> ir.Pattern:
     # Equal terms merge (weights added). The terms may be large softmaxes, costly
     # to hash and to print, so they are kept by position (in order of first
     # appearance, as a dict would keep them), found by equality, printed once.
+    if any(isinstance(t.weight, ir.Hole) for t in p.terms):
+        return _sketch_mix(p)
     patterns: list[ir.Pattern] = []
     weights: list[float] = []
 
     def add(q: ir.Pattern, weight: float) -> None:
         for k, known in enumerate(patterns):
-            if known is q or known == q:
+            if (known is q or known == q) and not ir.holes(q):  # equal sketches are two fits, not one
                 weights[k] += weight
                 return
         patterns.append(q)
@@ -368,7 +390,7 @@ def _(p: ir.Mix) -> ir.Pattern:
         c = _pattern(term.pattern)
         if c == NEVER:
             continue
-        if isinstance(c, ir.Mix) and all(total(t.pattern) for t in c.terms):
+        if isinstance(c, ir.Mix) and all(total(t.pattern) and not isinstance(t.weight, ir.Hole) for t in c.terms):
             # The inner renormalisation is a no-op when no inner term can be empty.
             inner = sum(t.weight for t in c.terms)
             for t in c.terms:
@@ -389,6 +411,26 @@ def _(p: ir.Mix) -> ir.Pattern:
     if len(kept) == 1:
         return patterns[kept[0]]
     return ir.Mix(tuple(ir.Weighted(units[k] / GRID, patterns[k]) for k in kept))
+
+
+def _sketch_mix(p: ir.Mix) -> ir.Pattern:
+    """A mixture whose weights are all holes (the checker allows no other kind)."""
+    patterns: list[ir.Pattern] = []
+    for term in p.terms:
+        c = _pattern(term.pattern)
+        if c == NEVER:
+            continue
+        inner = c.terms if isinstance(c, ir.Mix) and all(isinstance(t.weight, ir.Hole) for t in c.terms) \
+            and all(total(t.pattern) for t in c.terms) else [ir.Weighted(ir.HOLE, c)]
+        for t in inner:
+            if ir.holes(t.pattern) or t.pattern not in patterns:
+                patterns.append(t.pattern)
+    if not patterns:
+        return NEVER
+    if len(patterns) == 1:
+        return patterns[0]
+    terms = [ir.Weighted(ir.HOLE, q) for q in patterns]
+    return ir.Mix(tuple(sorted(terms, key=lambda t: _sort_key(ir.Mix((t,))))))
 
 
 def _ordered(indices: list[int], primary, text) -> list[int]:
@@ -426,22 +468,34 @@ def _(p: ir.Score) -> ir.Pattern:
     terms = _merge_terms(terms)
     if not terms:
         return UNIFORM
+    if any(_has_holes(t) for t in terms):  # a sketch: by whole text, as its shape is written
+        return ir.Score(tuple(sorted(terms, key=_sort_key)))
     # Sorted by what the terms read (their factors), not by their weights.
     return ir.Score(tuple(sorted(terms, key=lambda t: (_sort_key(ir.ScoreTerm(1.0, t.factors)), t.weight))))
+
+
+def _has_holes(t: ir.ScoreTerm) -> bool:
+    return isinstance(t.weight, ir.Hole) or any(
+        isinstance(f, ir.OpenTable) or (isinstance(f, ir.WordTable) and any(isinstance(w, ir.Hole) for _, w in f.entries))
+        for f in t.factors)
 
 
 def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:
     """One softmax term in canonical shape: [selector] [distances...] [tables...]."""
     sels = [f for f in term.factors if isinstance(f, ir.SELECTOR_TYPES)]
     dists = sorted((f for f in term.factors if isinstance(f, ir.Dist)), key=lambda d: d.kind.value)
-    tables = [f for f in term.factors if isinstance(f, ir.WordTable)]
+    tables = [f for f in term.factors if isinstance(f, ir.TABLE_TYPES)]
     sel = selector(ir.And(tuple(sels))) if sels else TRUE
     if sel == FALSE or term.weight == 0:
         return None
     weight = term.weight
     canon_tables = []
+    opened = any(isinstance(t, ir.OpenTable) for t in tables)  # its free weights absorb the term's
     for k, t in enumerate(sorted(tables, key=lambda t: t.side.value)):
-        scale = weight if k == 0 else 1.0
+        if isinstance(t, ir.OpenTable):
+            canon_tables.append(t)
+            continue
+        scale = weight if k == 0 and not opened else 1.0
         entries = _table_entries(t.entries, scale)
         if not entries:
             return None  # the table is zero everywhere, so is the term
@@ -460,9 +514,9 @@ def _score_term(term: ir.ScoreTerm) -> ir.ScoreTerm | None:
 def _table_entries(entries, scale: float) -> tuple[tuple[str, float], ...]:
     if scale == 1.0 and _canonical_entries(entries):
         return tuple(entries)  # what the general path below would rebuild, entry for entry
-    merged: dict[str, float] = {}
+    merged: dict[str, ir.Weight] = {}
     for word, w in entries:
-        merged[word] = merged.get(word, 0.0) + w * scale
+        merged[word] = _add(merged.get(word, 0.0), _times(w, scale))
     return tuple(sorted((w, grid(v)) for w, v in merged.items() if grid(v) != 0))
 
 
@@ -476,7 +530,9 @@ def _canonical_entries(entries) -> bool:
     """
     previous = None
     for word, weight in entries:
-        if (previous is not None and not previous < word) or weight == 0 or round(weight * GRID) / GRID != weight:
+        if previous is not None and not previous < word:
+            return False
+        if not isinstance(weight, ir.Hole) and (weight == 0 or round(weight * GRID) / GRID != weight):
             return False
         previous = word
     return True
@@ -486,7 +542,7 @@ def _row_constant(factors) -> bool:
     for f in factors:
         if isinstance(f, ir.Dist):
             return False
-        if isinstance(f, ir.WordTable) and f.side is Side.KEY:
+        if isinstance(f, ir.TABLE_TYPES) and f.side is Side.KEY:
             return False
         if isinstance(f, ir.SELECTOR_TYPES) and not query_only(f):
             return False
@@ -510,7 +566,10 @@ def _merge_terms(terms: list[ir.ScoreTerm]) -> list[ir.ScoreTerm]:
             out.append(group[0])
             continue
         if shape[0] == "plain":
-            merged = ir.ScoreTerm(sum(t.weight for t in group), group[0].factors)
+            weight = 0.0
+            for t in group:
+                weight = _add(weight, t.weight)
+            merged = ir.ScoreTerm(weight, group[0].factors)
         else:
             _, rest, side = shape
             entries = [e for t in group for f in t.factors if isinstance(f, ir.WordTable) for e in f.entries]

@@ -92,6 +92,9 @@ class _Checker:
         if isinstance(node, s.Number):
             self.fail(node, f"a number on its own is not a pattern; write a weight times a pattern, e.g. {node.text}*bos")
             return _PLACEHOLDER
+        if isinstance(node, s.Hole):
+            self.fail(node, "a '?' on its own is not a pattern; it stands for a weight, e.g. ?*bos")
+            return _PLACEHOLDER
         if isinstance(node, (s.Name, s.Call)):
             return self.named_pattern(node)
         return ir.Select(self.selector(node), ir.Reduce.UNIFORM)
@@ -105,20 +108,26 @@ class _Checker:
             if sign == "-":
                 self.fail(item, "mixture weights must be non-negative (for negative scores use softmax(...))")
             weight, parts = self.split_weight(item)
-            if weight < 0:
+            if not isinstance(weight, ir.Hole) and weight < 0:
                 self.fail(item, "mixture weights must be non-negative (for negative scores use softmax(...))")
             if len(parts) != 1:
                 self.fail(item, "a mixture term is a weight times one pattern, e.g. 0.7*prev(1)")
                 terms.append(ir.Weighted(1.0, _PLACEHOLDER))
                 continue
-            terms.append(ir.Weighted(abs(weight), self.pattern(parts[0])))
-        if terms and sum(t.weight for t in terms) <= 0:
+            terms.append(ir.Weighted(weight if isinstance(weight, ir.Hole) else abs(weight), self.pattern(parts[0])))
+        holes = [isinstance(t.weight, ir.Hole) for t in terms]
+        if any(holes) and not all(holes):
+            # Mixture weights are shares of one whole: fitting some and fixing others has no clear meaning.
+            self.fail(node, "a mixture's weights are all numbers or all '?' (e.g. ?*prev(1) + ?*bos)")
+        elif terms and not any(holes) and sum(t.weight for t in terms) <= 0:
             self.fail(node, "mixture weights sum to zero")
         return ir.Mix(tuple(terms))
 
-    def split_weight(self, node: s.Node) -> tuple[float, list[s.Node]]:
-        """A product's numeric factors multiplied into one weight, and the rest."""
-        weight, parts = 1.0, []
+    def split_weight(self, node: s.Node) -> tuple[ir.Weight, list[s.Node]]:
+        """A product's numeric factors multiplied into one weight, and the rest. A
+        hole among them makes the weight a hole (a number times a free number is a
+        free number, whatever its sign)."""
+        weight, parts, hole = 1.0, [], False
         for item in node.items if isinstance(node, s.ProductChain) else (node,):
             sign = 1.0
             while isinstance(item, s.Negate):
@@ -126,13 +135,15 @@ class _Checker:
                 item = item.arg
             if isinstance(item, s.Number):
                 weight *= sign * item.value
+            elif isinstance(item, s.Hole):
+                hole = True
             else:
                 weight *= sign
                 parts.append(item)
         if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
             self.fail(node, f"weight out of range (|weight| <= {MAX_WEIGHT:g})")
             weight = 1.0
-        return weight, parts
+        return (ir.HOLE if hole else weight), parts
 
     def named_pattern(self, node: s.Name | s.Call) -> ir.Pattern:
         name = node.name
@@ -178,6 +189,8 @@ class _Checker:
             self.fail(node, f"{owner} expects a token class ({', '.join(_CLASSES)}), got {shown!r}"
                       + (_suggest(node.name, _CLASSES) if isinstance(node, s.Name) else ""))
             return None
+        if isinstance(node, s.Hole) and kind is Param.RATE:
+            return ir.HOLE  # decay(?): a rate to fit
         if isinstance(node, s.Negate) and isinstance(node.arg, s.Number) and node.minus:
             self.fail(node, f"{owner} expects {kind.value}, got -{node.arg.text}")
             return None
@@ -192,7 +205,9 @@ class _Checker:
         if not node.is_integer:
             self.fail(node, f"{owner} expects a whole number, got {node.text}")
             return None
-        value, low = int(node.text), 1 if kind is Param.WIDTH else 0
+        value, low = self.whole(node), 1 if kind is Param.WIDTH else 0
+        if value is None:
+            return None
         if not low <= value <= MAX_OFFSET:
             self.fail(node, f"{owner}({value}) is out of range ({low}..{MAX_OFFSET})")
             return None
@@ -215,6 +230,9 @@ class _Checker:
             return self.class_atom(node)
         if isinstance(node, s.TableLit):
             return self.word_set(node)
+        if isinstance(node, (s.Hole, s.OpenTable)):
+            self.fail(node, "a '?' stands for a weight or a score table, not a condition")
+            return _PLACEHOLDER_SEL
         if isinstance(node, (s.Name, s.Call)):
             if node.name in SELECTORS:
                 return self.apply(SELECTORS[node.name], node) or _PLACEHOLDER_SEL
@@ -244,12 +262,12 @@ class _Checker:
             self.fail(node, f"unknown token class '{node.attr}'{_suggest(node.attr, list(_CLASSES) + list(_FEATURES))}")
         return _PLACEHOLDER_SEL
 
-    def entries(self, node: s.TableLit) -> dict[str, float | None]:
+    def entries(self, node: s.TableLit) -> dict[str, float | str | None]:
         if node.attr != "word":
             self.fail(node, f"only word tables exist: write {node.side}.word{{...}}")
         if len(node.entries) > MAX_TABLE:
             self.fail(node, f"word table too large: {len(node.entries)} entries (limit {MAX_TABLE})")
-        out: dict[str, float | None] = {}
+        out: dict[str, float | str | None] = {}
         for k, (word, weight) in enumerate(node.entries):
             if (problem := text_problem(word)) is not None:
                 self.fail_at(self.entry_span(node, k), problem)
@@ -258,7 +276,7 @@ class _Checker:
             if word in out and weight is not None:
                 self.fail_at(self.entry_span(node, k),
                              f"word {word!r} appears twice in this table (words are compared lower-cased)")
-            if weight is not None and abs(weight) > MAX_WEIGHT:
+            if weight is not None and weight != s.HOLE and abs(weight) > MAX_WEIGHT:
                 self.fail_at(self.entry_span(node, k), f"weight out of range (|weight| <= {MAX_WEIGHT:g})")
             out[word] = weight
         return out
@@ -317,6 +335,16 @@ class _Checker:
         self.fail(node, bad)
         return _PLACEHOLDER_SEL
 
+    def whole(self, node: s.Number) -> int | None:
+        """The value of a whole number, or None (reported) for one of more digits than
+        Python converts to an int (sys.get_int_max_str_digits(): 4300), which no limit
+        of the language needs."""
+        try:
+            return int(node.text)
+        except ValueError:
+            self.fail(node, f"number too long: {len(node.text):,} digits")
+            return None
+
     def offset_ok(self, node: s.Node, offset: int) -> bool:
         if abs(offset) > MAX_OFFSET:
             self.fail(node, f"offset {offset} out of range (|offset| <= {MAX_OFFSET})")
@@ -329,7 +357,8 @@ class _Checker:
             if not node.is_integer:
                 self.fail(node, f"comparisons use whole numbers, got {node.text}")
                 return None
-            return {}, int(node.text)
+            value = self.whole(node)
+            return None if value is None else ({}, value)
         if isinstance(node, s.Attr):
             side = self.side(node)
             if node.attr not in _FEATURES:
@@ -369,7 +398,11 @@ class _Checker:
             factors = tuple(self.factor(p) for p in parts)
             for k, message in factor_problems(factors):
                 self.fail(parts[k], message)
-            terms.append(ir.ScoreTerm(-weight if sign == "-" else weight, tuple(f for f in factors if f is not None)))
+            if isinstance(weight, ir.Hole) and any(isinstance(f, ir.TABLE_TYPES) for f in factors):
+                self.fail(item, "a word table's weights are its entries: write key.word{the: ?}, not ?*key.word{...}")
+            elif not isinstance(weight, ir.Hole) and sign == "-":
+                weight = -weight
+            terms.append(ir.ScoreTerm(weight, tuple(f for f in factors if f is not None)))
         return ir.Score(tuple(terms))
 
     def factor(self, node: s.Node) -> ir.Factor | None:
@@ -380,9 +413,19 @@ class _Checker:
             if all(w is None for w in entries.values()):
                 return ir.WordSet(side, tuple(sorted(entries))) if side else None
             if any(w is None for w in entries.values()):
-                self.fail(node, "give every word of a weighted table a weight (word: 1.0)")
+                self.fail(node, "give every word of a weighted table a weight (word: 1.0, or word: ? in a sketch)")
                 return None
-            return ir.WordTable(side, tuple(sorted(entries.items()))) if side else None
+            table = tuple(sorted((w, ir.HOLE if x == s.HOLE else x) for w, x in entries.items()))
+            return ir.WordTable(side, table) if side else None
+        if isinstance(node, s.OpenTable):
+            side = self.side(node)
+            if node.attr != "word":
+                self.fail(node, f"only word tables exist: write {node.side}.word{{?{node.limit}}}")
+            limit = int(node.limit)
+            if not 1 <= limit <= MAX_TABLE:
+                self.fail(node, f"an open word table holds 1..{MAX_TABLE} words, not {limit}")
+                return None
+            return ir.OpenTable(side, limit) if side else None
         if isinstance(node, (s.Name, s.Call)) and node.name in PATTERNS:
             self.fail(node, f"'{node.name}' is a pattern; score terms are conditions, dist, log_dist and word tables")
             return None

@@ -71,6 +71,7 @@ _CLASS_SINGULAR = {
 
 def family(program: Program) -> Family:
     """The program's family by the rule of the module docstring."""
+    program.require_filled("be described")  # the rule weighs the program's numbers
     weights: dict[Family, float] = defaultdict(float)
     _weigh(program.ir, 1.0, weights)
     total = sum(weights.values())
@@ -167,6 +168,7 @@ def _atom_family(sel: ir.Selector) -> Family:
 
 def describe(program: Program) -> str:
     """One plain sentence saying what the program attends to."""
+    program.require_filled("be described")  # the sentence weighs the program's numbers
     text = _pattern(program.ir)
     return text[0].upper() + text[1:] + "."
 

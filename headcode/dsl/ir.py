@@ -16,6 +16,11 @@ row i is a probability distribution over keys j <= i (causal). Three kinds of no
   happens then, and a whole program that would leave a row empty puts all weight
   on position 0 there (the canonical form writes that `else bos` out).
 * Score factors are the numeric pieces of a `Score` (a row-wise softmax).
+
+A *sketch* is a program with holes: `HOLE` where a number goes (a mixture or score
+weight, a table entry's weight, a decay rate) and `OpenTable` where a word table's
+words are to be chosen. It checks, prints and canonicalises like any program, and
+means the set of programs its fillings give; it cannot run until it is filled.
 """
 
 from __future__ import annotations
@@ -25,6 +30,19 @@ from dataclasses import dataclass
 from typing import Union
 
 from headcode.dsl.features import CmpOp, Distance, Feature, Side, TokenClass
+
+# --- holes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hole:
+    """`?`: a number left to be fitted. All holes are equal; a sketch's holes are
+    told apart by where they stand."""
+
+
+HOLE = Hole()
+Weight = Union[float, Hole]
+
 
 # --- selectors ---------------------------------------------------------------------
 
@@ -119,7 +137,7 @@ class Select:
 
     sel: Selector
     reduce: Reduce
-    rate: float = 1.0
+    rate: Weight = 1.0
 
 
 @dataclass(frozen=True)
@@ -131,9 +149,10 @@ class Fallback:
 
 @dataclass(frozen=True)
 class Weighted:
-    """One term of a mixture: a non-negative weight times a pattern."""
+    """One term of a mixture: a non-negative weight times a pattern. In a sketch's
+    mixture every weight is a HOLE."""
 
-    weight: float
+    weight: Weight
     pattern: Pattern
 
 
@@ -158,17 +177,27 @@ class WordTable:
     text, 0 for text not in the table. Entries are sorted by word."""
 
     side: Side
-    entries: tuple[tuple[str, float], ...]
+    entries: tuple[tuple[str, Weight], ...]
 
 
-Factor = Union[Selector, Dist, WordTable]
+@dataclass(frozen=True)
+class OpenTable:
+    """`key.word{?8}` (sketches only): a word table of at most `limit` words, which
+    words and their weights both to be fitted."""
+
+    side: Side
+    limit: int
+
+
+Factor = Union[Selector, Dist, WordTable, OpenTable]
+TABLE_TYPES = (WordTable, OpenTable)
 
 
 @dataclass(frozen=True)
 class ScoreTerm:
     """`weight * f1 * f2 ...`; a selector factor counts 1 where it holds, else 0."""
 
-    weight: float
+    weight: Weight
     factors: tuple[Factor, ...]
 
 
@@ -219,3 +248,20 @@ def depth(node: object) -> int:
         best = max(best, d)
         stack.extend((child, d + 1) for child in children(current))
     return best
+
+
+def holes(node: object) -> int:
+    """How many holes a tree has (an open table counts one): 0 for a program, more for a sketch."""
+    count, stack = 0, [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Select):
+            count += isinstance(current.rate, Hole)
+        elif isinstance(current, (Mix, Score)):
+            count += sum(isinstance(t.weight, Hole) for t in current.terms)
+        elif isinstance(current, WordTable):
+            count += sum(isinstance(w, Hole) for _, w in current.entries)
+        elif isinstance(current, OpenTable):
+            count += 1
+        stack.extend(children(current))
+    return count

@@ -126,7 +126,9 @@ def _describe(err: lark.exceptions.UnexpectedInput, text: str) -> Diagnostic:
     if isinstance(err, lark.exceptions.UnexpectedCharacters):
         char = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
         return Diagnostic(line, column, f"unexpected character {char!r}")
-    expected = sorted({_TERMINALS.get(t, repr(t)) for t in getattr(err, "expected", ()) or ()})
+    # A sketch's `?` fits almost anywhere a number does; naming it in every message would be noise.
+    expected = sorted({_TERMINALS.get(t, repr(t)) for t in getattr(err, "expected", ()) or ()
+                       if t not in ("HOLE", "OPEN_TABLE")})
     wanted = f"; expected {', '.join(expected[:8])}" if expected else ""
     if isinstance(err, lark.exceptions.UnexpectedEOF) or (
         isinstance(err, lark.exceptions.UnexpectedToken) and err.token.type == "$END"
@@ -201,6 +203,13 @@ class _ToSyntax(Transformer):
         (tok,) = children
         return s.Number(str(tok), span=_span(meta))
 
+    def hole(self, meta, children):
+        return s.Hole(span=_span(meta))
+
+    def open_table(self, meta, children):
+        side, attr, limit = children
+        return s.OpenTable(str(side), str(attr), str(limit)[1:], span=_span(meta))
+
     def name(self, meta, children):
         return s.Name(str(children[0]), span=_span(meta))
 
@@ -233,6 +242,10 @@ class _ToSyntax(Transformer):
         if not math.isfinite(value):
             raise _TokenError(weight, f"weight {str(weight)!r} is not a finite number")
         return (_word(word), value), _span(meta)
+
+    def hole_entry(self, meta, children):
+        word, _ = children
+        return (_word(word), s.HOLE), _span(meta)
 
     def negate(self, meta, children):
         sign, arg = children

@@ -13,28 +13,37 @@ import json
 import re
 
 from headcode.dsl import ir, terminals
+from headcode.dsl.parse import _OTHER_BREAKS
 from headcode.dsl.sugar import resugar_pattern, resugar_selector
 
-_BARE_WORD = re.compile(terminals.NAME)  # a word the grammar reads bare (`?word: NAME | STRING`)
+_BARE_WORD = re.compile(terminals.NAME)
+HOLE = terminals.literal("HOLE")  # `?`  # a word the grammar reads bare (`?word: NAME | STRING`)
 
 # Selector precedence: or < and < not < comparison < atom.
 _OR, _AND, _NOT, _CMP, _ATOM = range(5)
 
 
-def number(x: float) -> str:
-    """A non-negative number in the shortest text that parses back to the same float."""
+def number(x: ir.Weight) -> str:
+    """A non-negative number in the shortest text that parses back to the same float
+    (a sketch's hole: `?`)."""
+    if isinstance(x, ir.Hole):
+        return HOLE
     if float(x).is_integer() and abs(x) < 1e15:
         return str(int(x))
     return repr(float(x))
 
 
 def word(w: str) -> str:
-    """A word as it is written in a set or table: bare if it is a name, else quoted."""
-    return w if _BARE_WORD.fullmatch(w) else json.dumps(w, ensure_ascii=False)
+    """A word as it is written in a set or table: bare if it is a name, else quoted.
+    The line breaks that the parser refuses anywhere (`headcode.dsl.parse`) are written
+    as escapes: JSON leaves U+0085, U+2028 and U+2029 as they are."""
+    if _BARE_WORD.fullmatch(w):
+        return w
+    return _OTHER_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(w, ensure_ascii=False))
 
 
-def _signed(x: float) -> str:
-    return f"-{number(-x)}" if x < 0 else number(x)
+def _signed(x: ir.Weight) -> str:
+    return f"-{number(-x)}" if not isinstance(x, ir.Hole) and x < 0 else number(x)
 
 
 def show(node) -> str:
@@ -100,12 +109,13 @@ def _terms(terms, gap: str) -> str:
 
 
 def _term(t: ir.ScoreTerm, first: bool) -> str:
-    sign = "-" if t.weight < 0 else "+"
-    magnitude = abs(t.weight)
+    hole = isinstance(t.weight, ir.Hole)
+    sign = "-" if not hole and t.weight < 0 else "+"
+    magnitude = t.weight if hole else abs(t.weight)
     factors = [_factor(f) for f in t.factors]
     if not factors:
         body = number(magnitude)
-    elif magnitude == 1:
+    elif not hole and magnitude == 1:
         body = "*".join(factors)
     else:
         body = "*".join([number(magnitude)] + factors)
@@ -119,6 +129,8 @@ def _factor(f) -> str:
         return f.kind.value
     if isinstance(f, ir.WordTable):
         return _table(f)
+    if isinstance(f, ir.OpenTable):
+        return f"{f.side.value}.word{{{HOLE}{f.limit}}}"
     text, level = _selector(f)
     return text if level == _ATOM else _parens(text)
 

@@ -31,12 +31,13 @@ from headcode.dsl.validate import limit_problems, problems
 class Program:
     """A canonical program. Make one with `Program.of(text_or_tree)`."""
 
-    __slots__ = ("ir", "text", "id", "size")
+    __slots__ = ("ir", "text", "id", "size", "holes")
 
     ir: ir.Pattern  # the canonical tree
     text: str  # its canonical text, one line
     id: str  # 16 hex digits of the SHA-256 of `text`
     size: int  # the atoms a reader reads (`size_of`)
+    holes: int  # numbers and open tables left to fit: 0, or a sketch (`headcode fit` fills it)
 
     def __init__(self) -> None:
         raise TypeError("make programs with Program.of(text_or_tree)")
@@ -54,9 +55,17 @@ class Program:
     @classmethod
     def _made(cls, tree: ir.Pattern, text: str) -> Program:
         program = object.__new__(cls)
-        for name, value in (("ir", tree), ("text", text), ("id", text_id(text)), ("size", size_of(tree))):
+        for name, value in (("ir", tree), ("text", text), ("id", text_id(text)), ("size", size_of(tree)),
+                            ("holes", ir.holes(tree))):
             object.__setattr__(program, name, value)
         return program
+
+    def require_filled(self, what: str = "run") -> Program:
+        """This program, or a DslError if it is a sketch (it has holes)."""
+        if self.holes:
+            raise DslError([Diagnostic(1, 1, f"this is a sketch with {self.holes} hole(s) ('?'); it cannot {what} "
+                                             "until they are filled (headcode fit)")], self.text)
+        return self
 
     def __setattr__(self, name, value) -> None:
         raise AttributeError("programs are immutable")
@@ -147,6 +156,8 @@ def _factor_atoms(f) -> int:
         return 1
     if isinstance(f, ir.WordTable):
         return len(f.entries)
+    if isinstance(f, ir.OpenTable):
+        return f.limit
     return _atoms(f)
 
 

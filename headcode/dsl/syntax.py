@@ -32,6 +32,16 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Hole:
+    """`?`: a number a sketch leaves to be fitted."""
+
+    span: Span | None = _span
+
+
+HOLE = "?"  # the weight of a table entry `word: ?` (entries hold a float, None in a set, or this)
+
+
+@dataclass(frozen=True)
 class Name:
     name: str
     span: Span | None = _span
@@ -71,9 +81,19 @@ class TableLit:
 
     side: str
     attr: str
-    entries: tuple[tuple[str, float | None], ...]
+    entries: tuple[tuple[str, float | str | None], ...]  # a weight, None (a set) or HOLE
     span: Span | None = _span
     entry_spans: Sequence[Span] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OpenTable:
+    """`key.word{?8}`: a sketch's word table whose words (at most `limit`) the fit chooses."""
+
+    side: str
+    attr: str
+    limit: str  # the digits after `?`
+    span: Span | None = _span
 
 
 @dataclass(frozen=True)
@@ -132,7 +152,7 @@ class ElseChain:
 
 
 Node = Union[
-    Number, Name, Bool, Call, Attr, TableLit, Negate, Not, Compare,
+    Number, Hole, Name, Bool, Call, Attr, TableLit, OpenTable, Negate, Not, Compare,
     SumChain, ProductChain, AndChain, OrChain, ElseChain,
 ]
 

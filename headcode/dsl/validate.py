@@ -47,7 +47,7 @@ def factor_problems(factors) -> list[tuple[int, str]]:
             if distances == MAX_DISTANCES + 1:
                 out.append((k, f"a score term multiplies at most {MAX_DISTANCES} distances (dist, log_dist); "
                                "more could overflow"))
-        elif isinstance(f, ir.WordTable) and isinstance(f.side, Side):
+        elif isinstance(f, ir.TABLE_TYPES) and isinstance(f.side, Side):
             if f.side in sides:
                 out.append((k, f"a score term has at most one {f.side.value}.word table; "
                                "merge them into one (their product could overflow)"))
@@ -77,6 +77,8 @@ class _Walk:
         return self.out
 
     def weight(self, x, what: str, signed: bool = True) -> None:
+        if isinstance(x, ir.Hole):
+            return  # a sketch's number, to be fitted
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             self.out.append(f"{what} must be a finite number, not {x!r}")
         elif abs(x) > MAX_WEIGHT:
@@ -89,7 +91,7 @@ class _Walk:
         if isinstance(p, ir.Select):
             if not isinstance(p.reduce, ir.Reduce):
                 out.append(f"a selection's reduction must be an ir.Reduce, not {p.reduce!r}")
-            elif p.reduce is ir.Reduce.DECAY:
+            elif p.reduce is ir.Reduce.DECAY and not isinstance(p.rate, ir.Hole):
                 if isinstance(p.rate, bool) or not isinstance(p.rate, (int, float)) or not 0 < p.rate <= 1:
                     out.append(f"decay rate must be in (0, 1], not {p.rate!r}")
             self.selector(p.sel)
@@ -114,7 +116,10 @@ class _Walk:
                 self.weight(t.weight, "mixture weight", signed=False)
                 self.child(t.pattern)
             weights = [t.weight for t in p.terms if isinstance(t, ir.Weighted)]
-            if all(isinstance(w, (int, float)) for w in weights) and sum(weights) <= 0:
+            holes = [isinstance(w, ir.Hole) for w in weights]
+            if any(holes) and not all(holes):
+                out.append("a mixture's weights are all numbers or all holes")
+            elif all(isinstance(w, (int, float)) for w in weights) and sum(weights) <= 0:
                 out.append("mixture weights sum to zero")
         elif isinstance(p, ir.Score):
             if not isinstance(p.terms, tuple):
@@ -127,6 +132,8 @@ class _Walk:
                     out.append(f"a score term must be an ir.ScoreTerm with a tuple of factors, not {t!r:.80}")
                     continue
                 self.weight(t.weight, "score weight")
+                if isinstance(t.weight, ir.Hole) and any(isinstance(f, ir.TABLE_TYPES) for f in t.factors):
+                    out.append("a word table's weights are its entries; its term's weight cannot be a hole")
                 for f in t.factors:
                     self.factor(f)
                 out.extend(message for _, message in factor_problems(t.factors))
@@ -139,6 +146,11 @@ class _Walk:
 
     def factor(self, f) -> None:
         if isinstance(f, ir.Dist):
+            return
+        if isinstance(f, ir.OpenTable):
+            self.side(f.side)
+            if isinstance(f.limit, bool) or not isinstance(f.limit, int) or not 1 <= f.limit <= MAX_TABLE:
+                self.out.append(f"an open word table holds 1..{MAX_TABLE} words, not {f.limit!r}")
             return
         if not isinstance(f, ir.WordTable):
             self.selector(f)

@@ -357,5 +357,8 @@ def _programs(text: str, path: str) -> dict[str, dsl.Program]:
             raise LibraryError(f"{path}:{p.line}: program {p.name} is not in canonical form")
         if p.program.id != p.name[2:]:
             raise LibraryError(f"{path}:{p.line}: program {p.name} has id {p.program.id}, not {p.name[2:]}")
+        if p.program.holes:
+            raise LibraryError(f"{path}:{p.line}: program {p.name} is a sketch (it has holes); a library "
+                               "holds filled programs only")
         programs[p.program.id] = p.program
     return programs

@@ -53,6 +53,9 @@ class Library(Mapping):
         for p in programs.values() if isinstance(programs, Mapping) else programs:
             if not isinstance(p, dsl.Program):
                 raise LibraryError(f"programs must be dsl.Program values, not {type(p).__name__}")
+            if p.holes:
+                raise LibraryError(f"{p.text[:60]!r} is a sketch ({p.holes} hole(s)); a library holds filled "
+                                   "programs only (fill it with headcode fit)")
             pool[p.id] = p
         table: dict[Head, HeadEntry] = {}
         for h in heads:

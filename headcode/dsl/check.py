@@ -205,7 +205,7 @@ class _Checker:
         if not node.is_integer:
             self.fail(node, f"{owner} expects a whole number, got {node.text}")
             return None
-        value, low = self.whole(node), 1 if kind is Param.WIDTH else 0
+        value, low = self.whole(node, node.text), 1 if kind is Param.WIDTH else 0
         if value is None:
             return None
         if not low <= value <= MAX_OFFSET:
@@ -335,14 +335,14 @@ class _Checker:
         self.fail(node, bad)
         return _PLACEHOLDER_SEL
 
-    def whole(self, node: s.Number) -> int | None:
-        """The value of a whole number, or None (reported) for one of more digits than
-        Python converts to an int (sys.get_int_max_str_digits(): 4300), which no limit
-        of the language needs."""
+    def whole(self, node: s.Node, digits: str) -> int | None:
+        """The value of the whole number `digits` (in `node`), or None (reported) for one
+        of more digits than Python converts to an int (sys.get_int_max_str_digits():
+        4300), which no limit of the language needs."""
         try:
-            return int(node.text)
+            return int(digits)
         except ValueError:
-            self.fail(node, f"number too long: {len(node.text):,} digits")
+            self.fail(node, f"number too long: {len(digits):,} digits")
             return None
 
     def offset_ok(self, node: s.Node, offset: int) -> bool:
@@ -357,7 +357,7 @@ class _Checker:
             if not node.is_integer:
                 self.fail(node, f"comparisons use whole numbers, got {node.text}")
                 return None
-            value = self.whole(node)
+            value = self.whole(node, node.text)
             return None if value is None else ({}, value)
         if isinstance(node, s.Attr):
             side = self.side(node)
@@ -421,7 +421,9 @@ class _Checker:
             side = self.side(node)
             if node.attr != "word":
                 self.fail(node, f"only word tables exist: write {node.side}.word{{?{node.limit}}}")
-            limit = int(node.limit)
+            limit = self.whole(node, node.limit)
+            if limit is None:
+                return None
             if not 1 <= limit <= MAX_TABLE:
                 self.fail(node, f"an open word table holds 1..{MAX_TABLE} words, not {limit}")
                 return None

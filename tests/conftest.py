@@ -5,6 +5,11 @@ with a scripted queue of replies; the real `openai` client talks to it over HTTP
 `llm_config(script, tmp_path)` points the LLM proposer at it; `completion(text)` is
 a reply body. Nothing reaches the
 internet.
+
+`tiny_model`: the path of a tiny random Llama (2 layers of 4 heads, built locally);
+`tiny_library`: a library `headcode explain` wrote for it (12 training, 4 validation,
+4 test sequences of the shipped stories). Both are made once per test session and
+must not be changed by a test (copy the library first).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from headcode.cli import main
 from headcode.synth.llm import LLMConfig
 
 
@@ -109,3 +115,19 @@ def _llm_config(script: Script, tmp_path: Path, **kw) -> LLMConfig:
     kw.setdefault("timeout_s", 5.0)
     kw.setdefault("base_url", script.url)
     return LLMConfig(model="test-model", api_key="test-key", **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from headcode.loaders.models import build_tiny_model
+
+    return str(build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama")))
+
+
+@pytest.fixture(scope="session")
+def tiny_library(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("libs") / "tiny.lib"
+    code = main(["explain", "--model", tiny_model, "--max-seqs", "12", "--validation-seqs", "4", "--test-seqs", "4",
+                 "--out", str(out), "--quiet", "--json"])
+    assert code == 0
+    return out

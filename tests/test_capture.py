@@ -74,6 +74,20 @@ def test_store_holds_exact_attention_and_tables(tiny, corpus_file, tmp_path):
         assert all(stored.table(i).ids[0] == tiny.tokenizer.bos_token_id for i in range(len(stored)))
 
 
+def test_the_first_layers_alone_give_the_same_attention(tiny):
+    """`record_attention(..., layers=k)` runs only k decoder layers (score and library
+    edit of early heads) and gives exactly the first k layers of the whole forward; the
+    model is whole again afterwards."""
+    from headcode.synth.capture import record_attention
+
+    ids = tiny.tokenizer("Tom ran home. Then he sat down, happy.")["input_ids"]
+    whole = record_attention(tiny.model, ids)
+    first = record_attention(tiny.model, ids, layers=1)
+    assert first.shape == (1, *whole.shape[1:]) and np.array_equal(first, whole[:1])
+    assert np.array_equal(record_attention(tiny.model, ids, layers=tiny.n_layers), whole)
+    assert np.array_equal(record_attention(tiny.model, ids), whole)
+
+
 def test_max_seqs_stops_reading_the_corpus(tiny, tmp_path):
     read = []
 

@@ -175,6 +175,8 @@ def test_a_missing_input_exits_2_from_every_command(tmp_path, capsys):
         ["capture", "--corpus", missing, "--out", new], ["capture", "--model", missing, "--out", new],
         ["explain", "--corpus", missing, "--out", new, "--quiet"],
         ["score", "--library", missing], ["score", "--library", lib, "--corpus", missing],
+        ["score", "--program", "bos", "--heads", "L0.H1", "--corpus", missing],
+        ["library", "edit", missing, "--head", "L0.H1", "--program", "bos", "--out", new],
         ["predict", "--library", missing, "--text", "hi", "--out", new + ".npz"],
         ["predict", "--library", lib, "--model", missing, "--text", "hi", "--out", new + ".npz"],
         ["replace", "--library", missing], ["replace", "--library", lib, "--corpus", missing],

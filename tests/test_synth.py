@@ -138,22 +138,6 @@ def test_llm_proposals_go_through_a_real_server(splits, server, tmp_path, llm_co
 # --- command line on a tiny local model ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from headcode.loaders.models import build_tiny_model
-
-    return str(build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama")))
-
-
-@pytest.fixture(scope="module")
-def tiny_library(tiny_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("libs") / "tiny.lib"
-    code = main(["explain", "--model", tiny_model, "--max-seqs", "12", "--validation-seqs", "4", "--test-seqs", "4",
-                 "--out", str(out), "--quiet", "--json"])
-    assert code == 0
-    return out
-
-
 def test_explain_writes_a_verifiable_library(tiny_library, capsys):
     from headcode.library import Level, Library
 

@@ -29,7 +29,8 @@ COMMAND_MODULES = (
     "headcode.cli.bench",  # bench
     "headcode.cli.capture",  # capture, heads
     "headcode.cli.explain",  # explain, score, predict
-    "headcode.cli.library",  # library inspect, verify, diff, merge, stats
+    "headcode.cli.fit",  # fit
+    "headcode.cli.library",  # library inspect, verify, diff, merge, stats, edit (headcode.cli.edit)
     "headcode.cli.replace",  # replace
 )
 

@@ -1,5 +1,6 @@
-"""`headcode explain` (fit a library), `headcode score` (a library on any text) and
-`headcode predict` (a library's matrices for one text, for independent checks)."""
+"""`headcode explain` (fit a library), `headcode score` (a library's programs, or one
+written by hand, on any text) and `headcode predict` (a library's matrices for one
+text, for independent checks)."""
 
 from __future__ import annotations
 
@@ -35,14 +36,25 @@ def register(subparsers) -> None:
     add_quiet(p)
     p.set_defaults(func=cmd_explain)
 
-    p = subparsers.add_parser("score", help="score a library's programs against a model on any text "
-                                            "(default: the library's own test split)")
-    p.add_argument("--library", required=True, metavar="LIB")
+    p = subparsers.add_parser("score", help="score a library's programs, or one written by hand, against a model's "
+                                            "heads on any text (default: the test split)",
+                              epilog="With --program there is no library: the text's defaults are those of explain's "
+                                     "default cut (the test split of the shipped stories, packed, 128 tokens, seed 0).")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--library", metavar="LIB", help="score this library's programs (at --level)")
+    what.add_argument("--program", metavar="TEXT_OR_FILE",
+                      help="score this program (text, a file of one program, FILE:NAME, or a file of definitions "
+                           "named after the heads) against --heads")
+    p.add_argument("--heads", metavar="L0.H1,...", help="the heads to score (needed with --program; with --library: "
+                                                        "only these of its heads)")
     add_model(p)
     add_corpus(p, from_library=True)
+    p.add_argument("--split", choices=("train", "validation", "test", "all"),
+                   help="which split of the cut to score (default: test without --corpus, all with it)")
     add_level(p, "short")
     p.add_argument("--max-seqs", type=positive, default=100, metavar="N", help="sequences scored at most (100)")
-    p.add_argument("--force", action="store_true", help="score even if the model's fingerprint differs")
+    p.add_argument("--force", action="store_true", help="score even if the model's fingerprint differs from the "
+                                                        "library's")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_quiet(p)
     p.set_defaults(func=cmd_score)
@@ -103,20 +115,81 @@ def _attach(args, reads_corpus: bool = False):
 
 
 def cmd_score(args) -> int:
-    from headcode import dsl
+    loaded, programs, base, about, origins = (_library_programs if args.program is None else _given_programs)(args)
+    split, where = _text(args, loaded, base, layers=max(layer for layer, _ in programs) + 1)
+    report = {**about, **score_report(split, programs, where, progress=not args.quiet)}
+    for h in report["heads"] if origins else ():
+        h["origin"] = origins[h["layer"], h["head"]]
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    what = f"{report['level']} programs" if args.program is None else report["given"]
+    print(f"{len(programs)} head{'s' if len(programs) != 1 else ''} ({what}) on {len(split)} sequences "
+          f"({split.tokens} tokens) of {where}")
+    if args.heads is not None:
+        print(f"{'head':>7} {'iou':>6} {'all rows':>8} {'jsd':>6} {'bos':>6} {'unif':>6}  program")
+        for h in report["heads"]:
+            text = h["program"] if len(h["program"]) <= 80 else h["program"][:77] + "..."
+            print(f"{'L%d.H%d' % (h['layer'], h['head']):>7} {h['iou']:6.3f} {h['iou_all_rows']:8.3f} "
+                  f"{h['jsd']:6.3f} {h['baselines']['bos']:6.3f} {h['baselines']['uniform']:6.3f}  {text}")
+    print(f"mean iou {report['mean_iou']:.3f} (all rows {report['mean_iou_all_rows']:.3f}), "
+          f"jsd {report['mean_jsd']:.3f} bits; baselines: bos {report['baselines']['bos']:.3f}, "
+          f"uniform {report['baselines']['uniform']:.3f}")
+    return 0
+
+
+def _library_programs(args):
+    """(model, head -> program, the cut to score by default, report fields, {}) of `--library`."""
+    from headcode.heads import parse_heads
     from headcode.library import Level
     from headcode.loaders.corpora import SplitSpec
-    from headcode.synth import data
-    from headcode.synth.scoring import mean_of, score_candidates
 
-    lib, loaded = _attach(args, reads_corpus=True)
     level = Level(args.level)
-    if args.corpus is None:  # the library's own test split, cut as it recorded
-        spec = cut(args, base=SplitSpec.from_record(lib.split), train=0, validation=0, test=args.max_seqs)
-        split = data.cut(loaded, spec, names=("test",))["test"]
-        where = f"the test split of {spec.corpus}"
-    else:  # any text: every sequence of it
-        spec = cut(args, base=SplitSpec(corpus=args.corpus))
+    lib, loaded = _attach(args, reads_corpus=True)
+    wanted = tuple(lib) if args.heads is None else parse_heads(args.heads, lib.model.num_layers, lib.model.num_heads)
+    programs = {key: lib.program_of(*key, level) for key in wanted if key in lib and level in lib[key].levels}
+    if args.heads is not None and len(programs) < len(wanted):
+        missing = ", ".join(str(key) for key in wanted if key not in programs)
+        raise UserError(f"--heads: {args.library} has no {level.value} program for {missing}")
+    if not programs:
+        raise UserError(f"{args.library}: no head has a {level.value} program")
+    return loaded, programs, SplitSpec.from_record(lib.split), {"level": level.value}, {}
+
+
+def _given_programs(args):
+    """(model, head -> program, the cut to score by default, report fields, head -> where
+    its program came from) of `--program` (`cli.program_option`)."""
+    from headcode.cli.program_option import describe, resolve
+    from headcode.heads import outside, parse_heads
+    from headcode.loaders.corpora import SplitSpec, check_corpus
+    from headcode.loaders.models import load_model
+
+    if args.heads is None:
+        raise UserError("--program needs --heads: the heads to score it against, like L0.H1,L3.H2")
+    if args.force:
+        raise UserError("--force is for --library (a library fitted to another model); --program has no library")
+    wanted = parse_heads(args.heads, 10**9, 10**9)  # checked against the model once it is loaded
+    given = resolve(args.program, wanted)  # a bad program fails before the slow model load
+    check_corpus(args.corpus)
+    loaded = load_model(args.model)
+    for key in wanted:
+        if (why := outside(key, loaded.n_layers, loaded.n_heads, args.model)) is not None:
+            raise UserError(f"--heads: {why}")
+    return (loaded, {key: g.program for key, g in given.items()}, SplitSpec(), {"given": describe(given)},
+            {key: g.origin for key, g in given.items()})
+
+
+def _text(args, loaded, base, layers: int | None = None):
+    """(the captured Split to score, what it is): one split of the cut (`--split`; over
+    `base`, a library's recorded cut, without `--corpus`), or every sequence of it; the
+    model is run up to layer `layers` - 1 only (`data.record`)."""
+    from headcode.loaders.corpora import SPLITS, SplitSpec
+    from headcode.synth import data
+
+    name = args.split or ("test" if args.corpus is None else "all")
+    spec = cut(args, base=base if args.corpus is None else SplitSpec(corpus=args.corpus),
+               **{s: args.max_seqs if s == name else 0 for s in SPLITS})
+    if name == "all":  # any text: every sequence of it
         split = data.Split("all")
         for seq in spec.stream(loaded.tokenizer, loaded.add_special_tokens):
             if len(split) >= args.max_seqs:
@@ -125,33 +198,35 @@ def cmd_score(args) -> int:
                 split.tables.append(seq.table)
                 split.texts.append(seq.text)
         where = spec.corpus
+    else:
+        split = data.cut(loaded, spec, names=(name,))[name]
+        where = f"the {name} split of {spec.corpus}"
     if not len(split):
-        raise UserError(f"{spec.corpus}: no sequences of at least 2 tokens to score")
-    data.record(loaded, split, progress=not args.quiet)
-    bos, uniform = dsl.Program.of("bos"), dsl.Program.of("uniform")
-    scored = score_candidates(split, {key: {"program": lib.program_of(*key, level), "bos": bos, "uniform": uniform}
-                                      for key in lib if level in lib[key].levels}, progress=not args.quiet)
-    if not scored:
-        raise UserError(f"{args.library}: no head has a {level.value} program")
+        raise UserError(f"{spec.corpus}: no {'' if name == 'all' else name + ' '}sequences of at least 2 tokens "
+                        "to score")
+    return data.record(loaded, split, progress=not args.quiet, layers=layers), where
+
+
+def score_report(split, programs: dict, where: str, progress: bool = False) -> dict:
+    """Each head's program (a dict head -> dsl.Program) and the baselines `bos` and
+    `uniform` scored on a captured split, as `score` prints it (`--json`)."""
+    from headcode import dsl
+    from headcode.synth.scoring import mean_of, score_candidates
+
+    baselines = {name: dsl.Program.of(name) for name in ("bos", "uniform")}
+    scored = score_candidates(split, {key: {"program": p, **baselines} for key, p in programs.items()},
+                              progress=progress)
     mine = {key: s["program"] for key, s in scored.items()}
-    report = {
-        "level": level.value, "text": where,
+    return {
+        "text": where,
         "mean_iou": mean_of(mine, "iou"),
         "mean_iou_all_rows": mean_of(mine, "iou_all_rows"),
         "mean_jsd": mean_of(mine, "jsd"),
         "sequences": len(split), "tokens": split.tokens,
-        "heads": [{"layer": l, "head": h, "program": lib.program_of(l, h, level).text, **mine[l, h].as_dict()}
-                  for l, h in mine],
-        "baselines": {name: mean_of({key: s[name] for key, s in scored.items()}) for name in ("bos", "uniform")},
+        "heads": [{"layer": l, "head": h, "program": programs[l, h].text, **mine[l, h].as_dict(),
+                   "baselines": {name: scored[l, h][name].iou for name in baselines}} for l, h in mine],
+        "baselines": {name: mean_of({key: s[name] for key, s in scored.items()}) for name in baselines},
     }
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print(f"{len(mine)} heads ({level.value} programs) on {len(split)} sequences ({split.tokens} tokens) of {where}")
-        print(f"mean iou {report['mean_iou']:.3f} (all rows {report['mean_iou_all_rows']:.3f}), "
-              f"jsd {report['mean_jsd']:.3f} bits; baselines: bos {report['baselines']['bos']:.3f}, "
-              f"uniform {report['baselines']['uniform']:.3f}")
-    return 0
 
 
 def cmd_predict(args) -> int:

@@ -1,4 +1,5 @@
-"""`headcode library`: inspect, verify, diff, merge and summarise program libraries."""
+"""`headcode library`: inspect, verify, diff, merge, summarise and edit program libraries
+(`edit` lives in `headcode.cli.edit`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from headcode.errors import UserError
 
 
 def register(subparsers) -> None:
-    lib = subparsers.add_parser("library", help="inspect, verify, diff, merge and summarise program libraries")
+    lib = subparsers.add_parser("library", help="inspect, verify, diff, merge, summarise and edit program libraries")
     sub = lib.add_subparsers(dest="library_command", metavar="SUBCOMMAND", required=True)
 
     p = sub.add_parser("inspect", help="show a library's model, heads and programs (short level first)")
@@ -39,6 +40,10 @@ def register(subparsers) -> None:
     p.add_argument("lib", metavar="LIB")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
+
+    from headcode.cli.edit import add_edit
+
+    add_edit(sub)
 
 
 def _load(path: str):
@@ -129,14 +134,19 @@ def cmd_verify(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    d = _load(args.a).diff(_load(args.b))
+    print_diff(_load(args.a), _load(args.b))
+    return 0
+
+
+def print_diff(a, b) -> None:
+    """What `library diff A B` prints: one line per difference, then the counts."""
+    d = a.diff(b)
     if not d:
         print("no differences")
-        return 0
+        return
     for line in d.lines():
         print(line)
     print(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed head(s)")
-    return 0
 
 
 def cmd_merge(args) -> int:

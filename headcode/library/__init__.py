@@ -21,14 +21,14 @@ from headcode.library.bundled import available, bundled
 from headcode.library.dedup import dedup
 from headcode.library.entries import BASELINES, FIGURES, Better, HeadEntry, Level, LevelEntry
 from headcode.library.errors import LibraryError, MergeConflict
-from headcode.library.format import FORMAT_VERSION
+from headcode.library.format import FORMAT_VERSION, bump_version
 from headcode.library.identity import ModelIdentity, fingerprint, identity_of
 from headcode.library.library import Library
 from headcode.library.ops import LibraryDiff, diff, merge
 
 __all__ = [
     "BASELINES", "FIGURES", "FORMAT_VERSION", "Better", "HeadEntry", "Level", "LevelEntry", "Library", "LibraryDiff", "LibraryError", "MergeConflict", "ModelIdentity",
-    "available", "bundled", "dedup", "diff", "fingerprint", "identity_of", "merge", "verify",
+    "available", "bump_version", "bundled", "dedup", "diff", "fingerprint", "identity_of", "merge", "verify",
 ]
 
 

@@ -55,6 +55,28 @@ def semver_key(version: str) -> tuple:
     return tuple(int(x) for x in core.split(".")) + ((1, "") if not pre else (0, pre))
 
 
+BUMPS = ("patch", "minor", "major")
+
+
+def bump_version(version: str, part: str = "patch") -> str:
+    """The next version: `part` (patch, minor or major) raised and what follows it reset
+    (0.2.3 -> 0.2.4, 0.3.0, 1.0.0). A pre-release becomes its release when that is what
+    the bump reaches (1.2.0-rc1 patch or minor -> 1.2.0; 1.2.3-rc1 minor -> 1.3.0), as
+    `npm version` does; the result always sorts after `version` (`semver_key`)."""
+    check_version(version)
+    if part not in BUMPS:
+        raise LibraryError(f"a version bump is one of {', '.join(BUMPS)}, not {part!r:.40}")
+    core, _, pre = version.partition("-")
+    major, minor, patch = (int(x) for x in core.split("."))
+    if part == "major":
+        new = (major, 0, 0) if pre and minor == patch == 0 else (major + 1, 0, 0)
+    elif part == "minor":
+        new = (major, minor, 0) if pre and patch == 0 else (major, minor + 1, 0)
+    else:
+        new = (major, minor, patch) if pre else (major, minor, patch + 1)
+    return ".".join(map(str, new))
+
+
 def check_created(created) -> str:
     if not isinstance(created, str):
         raise LibraryError(f"created must be an ISO 8601 time string, not {created!r}")

@@ -48,12 +48,16 @@ VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def record_attention(model, ids, dtype=np.float16) -> np.ndarray:
-    """[layers, heads, n, n] of `dtype`: the softmax probabilities of every head for `ids`."""
+def record_attention(model, ids, dtype=np.float16, layers: int | None = None) -> np.ndarray:
+    """[layers, heads, n, n] of `dtype`: the softmax probabilities of every head for `ids`.
+
+    With `layers`, only the first `layers` decoder layers run (a head of layer 3 costs
+    4 layers' compute, not the whole model's) and only they are returned: the same
+    numbers, since a layer's attention depends only on the layers before it."""
     import torch
 
     batch = torch.from_numpy(np.array(ids, dtype=np.int64)).unsqueeze(0)  # a copy: table ids are read-only
-    with torch.no_grad():
+    with torch.no_grad(), _first_layers(model.base_model, layers):
         out = model.base_model(batch, output_attentions=True, use_cache=False)
     if not out.attentions or out.attentions[0] is None:
         raise UserError("the model returned no attention probabilities; load it with attn_implementation='eager'")
@@ -64,6 +68,31 @@ def record_attention(model, ids, dtype=np.float16) -> np.ndarray:
     for layer, probabilities in enumerate(out.attentions):
         target[layer] = probabilities[0]
     return result
+
+
+class _first_layers:
+    """Run a base model with only its first `count` decoder layers: its one ModuleList
+    of `config.num_hidden_layers` blocks is cut for the call and put back after.
+    Nothing changes when `count` is None, or the list cannot be told apart."""
+
+    def __init__(self, base, count: int | None):
+        self.base, self.count, self.name = base, count, None
+
+    def __enter__(self) -> None:
+        import torch
+
+        total = getattr(self.base.config, "num_hidden_layers", None)
+        if self.count is None or not total or self.count >= total:
+            return
+        lists = [name for name, m in self.base.named_children()
+                 if isinstance(m, torch.nn.ModuleList) and len(m) == total]
+        if len(lists) == 1:
+            self.name, self.full = lists[0], getattr(self.base, lists[0])
+            setattr(self.base, self.name, self.full[:max(1, self.count)])
+
+    def __exit__(self, *exc) -> None:
+        if self.name is not None:
+            setattr(self.base, self.name, self.full)
 
 
 class CaptureWriter:
@@ -161,8 +190,8 @@ def _version(distribution: str) -> str:
 
 MAX_HEADS = 2**16  # layers x heads of a capture at most (the largest models have ~16,000)
 MAX_TABLE = 64 * 2**20  # bytes of one sequence's token table, unpacked, at most
-_ATTENTION_FILE = re.compile(r"attn/[0-9A-Za-z_-]+\.npy")
-_TOKENS_FILE = re.compile(r"tokens/[0-9A-Za-z_-]+\.npz")
+_ATTENTION_FILE = re.compile(r"attn/[-\w]+\.npy", re.ASCII)
+_TOKENS_FILE = re.compile(r"tokens/[-\w]+\.npz", re.ASCII)
 _ONE = 0x3C00  # float16 1.0 as bits: a float16 is finite and in [+0, 1] iff its bits are <= this
 _NEGATIVE_ZERO = 0x8000
 

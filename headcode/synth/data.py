@@ -58,14 +58,15 @@ def gather(sequences: Iterable, limits: dict[str, int]) -> dict[str, Split]:
     return splits
 
 
-def record(loaded, split: Split, progress: bool = True) -> Split:
-    """Run the model on every sequence of `split` and keep its attention."""
+def record(loaded, split: Split, progress: bool = True, layers: int | None = None) -> Split:
+    """Run the model on every sequence of `split` and keep its attention (with `layers`,
+    only the first `layers` layers are run and kept: `capture.record_attention`)."""
     from tqdm import tqdm
 
     from headcode.synth.capture import record_attention
 
     split.attention = [
-        record_attention(loaded.model, table.ids)
+        record_attention(loaded.model, table.ids, layers=layers)
         for table in tqdm(split.tables, desc=f"capture {split.name}", unit="seq", file=sys.stderr,
                           disable=not progress)
     ]

@@ -55,6 +55,7 @@ class Source(enum.Enum):
     SCORE_PATTERN = "score+pattern"  # the score form mixed with a named pattern
     SHORT = "short"  # a small softmax grown atom by atom (`short`)
     LLM = "llm"  # an LLM's proposal, read as DSL text
+    EDIT = "edit"  # written by hand and put in a library with `headcode library edit` (never by explain)
 
 
 class Proposer(enum.Enum):

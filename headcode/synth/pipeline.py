@@ -2,7 +2,8 @@
 split sequences, record their attention, explain (synth.explain), and build the library.
 
 Shared by `headcode explain`, `make demo` and `benchmarks/explain.py`, so the three
-always run the same job.
+always run the same job. `recorded_splits` cuts a library's splits again, as `run`
+cut them (`headcode library edit` rescores a program on them).
 """
 
 from __future__ import annotations
@@ -51,3 +52,19 @@ def run(job: Job, progress: bool = True):
     library = publish.to_library(result, identity_of(job.model, loaded.model, loaded.tokenizer), record)
     stages["total"] = round(time.perf_counter() - start, 2)
     return result, library
+
+
+def recorded_splits(loaded, record, names=("validation", "test")) -> dict[str, data.Split]:
+    """The splits `names` of the cut a library recorded (`SplitSpec.record`), cut again
+    exactly as `run` cut them (not captured). Refused (one-line UserError) when the cut
+    no longer gives the sequences and tokens recorded: the corpus or the tokenizer
+    changed, so figures measured now would not be comparable with the library's."""
+    spec = SplitSpec.from_record(record)
+    splits = data.cut(loaded, spec, names=names)
+    for name, split in splits.items():
+        want, got = (record["sequences"][name], record["tokens"][name]), (len(split), split.tokens)
+        if want != got:
+            raise UserError(f"{spec.corpus}: its {name} split no longer gives what the library recorded "
+                            f"({want[0]} sequences of {want[1]} tokens; now {got[0]} of {got[1]}); the corpus or "
+                            "the tokenizer changed")
+    return splits

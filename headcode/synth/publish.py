@@ -12,9 +12,15 @@ from headcode.synth.explain import Explanation
 LIBRARY_VERSION = "0.2.0"
 
 
-def _rounded(scores: Scores | Mapping[str, float]) -> dict[str, float]:
+def rounded(scores: Scores | Mapping[str, float]) -> dict[str, float]:
+    """Figures as a library records them: 4 decimals, NaN left out."""
     values = scores.as_dict() if isinstance(scores, Scores) else scores
     return {k: round(float(v), 4) for k, v in values.items() if v == v}  # drop NaN
+
+
+def now() -> str:
+    """The current time as a library's `created`: UTC, whole seconds, `Z`."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def to_library(explanation: Explanation, model: ModelIdentity, split: Mapping, created: str | None = None,
@@ -22,12 +28,12 @@ def to_library(explanation: Explanation, model: ModelIdentity, split: Mapping, c
     """Every explained head with its program at each level, their validation and
     test scores, and the test IoU of each baseline; `split` is the record of the corpus cut
     (`SplitSpec.record`)."""
-    created = created or datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    created = created or now()
     heads, programs = [], []
     for h in explanation.heads:
         levels = {}
         for level, e in h.levels.items():
             programs.append(e.program)
-            levels[level] = LevelEntry(e.program.id, e.source.value, _rounded(e.validation), _rounded(e.test))
-        heads.append(HeadEntry(h.head.layer, h.head.head, levels, _rounded(h.baselines)))
+            levels[level] = LevelEntry(e.program.id, e.source.value, rounded(e.validation), rounded(e.test))
+        heads.append(HeadEntry(h.head.layer, h.head.head, levels, rounded(h.baselines)))
     return Library(model=model, split=split, created=created, version=version, heads=heads, programs=programs)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headcode import dsl, testing
-from headcode.dsl import ir
+from headcode.dsl import ir, parse
 from headcode.dsl.canon import canonical
 from headcode.dsl.features import CmpOp, Feature, Side, TokenClass
 from headcode.dsl.printer import show
@@ -327,7 +327,7 @@ def test_errors_show_a_bounded_part_of_unbounded_input():
     assert line[caret.index("^"):].startswith("nope") and len(line) < 120
 
 
-@pytest.mark.parametrize("entry", [dsl.read, dsl.parse_programs])
+@pytest.mark.parametrize("entry", [dsl.read, dsl.parse_programs, parse.parse_expression, parse.parse_file])
 def test_program_text_must_be_a_str(entry):
     with pytest.raises(TypeError, match="must be a str"):
         entry(b"bos")

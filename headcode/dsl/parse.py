@@ -102,6 +102,8 @@ def _refuse_other_line_breaks(text: str) -> None:
 
 def _syntax(text: str, start: str) -> list:
     """The children of the start rule, as syntax nodes."""
+    if not isinstance(text, str):
+        raise TypeError(f"program text must be a str, not {type(text).__name__}")
     _refuse_other_line_breaks(text)
     nodes = fastparse.parse(text, start)
     if nodes is not None:

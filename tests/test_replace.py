@@ -391,7 +391,10 @@ def test_embedded_oracle_detach_and_padding(embedded):
         for b in range(len(TEXTS)):
             alone = forward(embedded.model, encode([batch.tables[b]]), handle)
             n = len(batch.tables[b])
-            torch.testing.assert_close(replaced[b, :n], alone[0], atol=1e-4, rtol=0)
+            # Padding changes the shapes of every matmul, so float32 sums round differently:
+            # up to ~3e-4 on logits of magnitude ~10 after 30 layers on some CPUs (a real
+            # leak of padding into the rows would be of the order of the logits themselves).
+            torch.testing.assert_close(replaced[b, :n], alone[0], atol=1e-3, rtol=1e-4)
     assert not torch.equal(replaced, base)
     assert torch.equal(forward(embedded.model, batch), base)
 

@@ -94,6 +94,16 @@ def test_fit_reads_a_capture_and_prints_json(tiny_capture, capsys):
     assert head["train_loss"]["fitted"] <= head["train_loss"]["start"]
 
 
+def test_fit_writes_the_filled_programs_for_library_edit(tiny_capture, tmp_path, capsys):
+    _, capture = tiny_capture
+    out = tmp_path / "filled.hc"
+    assert main(["fit", "softmax(?*bos + ?*log_dist)", "--heads", "L0.H1,L1.H2", "--capture", str(capture),
+                 "--out", str(out), "--quiet"]) == 0
+    named = {p.name: p.program for p in dsl.parse_programs(out.read_text())}
+    assert set(named) == {"L0.H1", "L1.H2"} and all(p.holes == 0 for p in named.values())
+    assert main(["fit", "?*bos + ?*prev(1)", "--head", "L0.H1", "--capture", str(capture), "--out", str(tmp_path)]) == 2
+
+
 def test_fit_all_heads_ranks_them(tiny_capture, capsys):
     _, capture = tiny_capture
     capsys.readouterr()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from headcode.cli.options import add_corpus, add_model, add_quiet, cut, positive
 from headcode.errors import UserError
+from headcode.fileio import check_writable, write_text
 
 
 def register(subparsers) -> None:
@@ -26,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--validation-seqs", type=positive, default=40, metavar="N", help="validation sequences (40)")
     p.add_argument("--test-seqs", type=positive, default=40, metavar="N", help="test sequences (40)")
     p.add_argument("--top", type=positive, default=20, metavar="K", help="with --all-heads, rows shown (20)")
+    p.add_argument("--out", metavar="FILE.hc", help="also write the filled programs, one definition named after "
+                                                    "each head (`L3.H2 = ...`), for `library edit --program FILE`")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_quiet(p)
     p.set_defaults(func=cmd_fit)
@@ -37,6 +40,8 @@ def cmd_fit(args) -> int:
     from headcode.synth.fit import fit
 
     sketch = _sketch(args.sketch)
+    if args.out:
+        check_writable(args.out, what="program file")
     splits, layers, heads_per_layer, model = _splits(args)
     heads = ([Head(layer, h) for layer in range(layers) for h in range(heads_per_layer)] if args.all_heads
              else list(parse_heads(args.heads, layers, heads_per_layer)))
@@ -48,7 +53,14 @@ def cmd_fit(args) -> int:
         train = splits["train"]
         fitted = fit(sketch, train.tables, [train.head(k, *head) for k in range(len(train))])
         rows.append(_report(head, fitted, splits, library))
-    rows.sort(key=lambda r: -r["validation"]["iou"]) if args.all_heads else None
+    if args.all_heads:
+        rows.sort(key=lambda r: -r["validation"]["iou"])
+    if args.out:
+        write_text(args.out, dsl.format_programs(tuple(
+            dsl.NamedProgram(f"L{r['layer']}.H{r['head']}", dsl.Program.of(r["program"]),
+                             (f"# {sketch.text} fitted: validation iou {r['validation']['iou']:.3f}, "
+                              f"test {r['test']['iou']:.3f}",))
+            for r in rows)))
     if args.json:
         print(json.dumps({"sketch": sketch.text, "model": model, "heads": rows}, indent=1))
         return 0

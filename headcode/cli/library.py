@@ -180,4 +180,7 @@ def cmd_stats(args) -> int:
             for figure, q in figures.items():
                 print(f"  {split} {figure}: n={q['count']} mean={q['mean']:.3f} "
                       + " ".join(f"{k}={v:.3f}" for k, v in q.items() if k.startswith("q")))
+        if t["weakest"]:
+            print("  least well explained (test iou): "
+                  + ", ".join(f"{w['head']} {w['test_iou']:.3f}" for w in t["weakest"]))
     return 0

@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                    help="first measure what replacing each head alone costs on the validation split (KL of "
                         "the predictions and perplexity increase), write the library with them as validation kl "
                         "and ppl_increase to OUT.lib, and rank by kl")
+    p.add_argument("--heads", metavar="L0.H1,...",
+                   help="with --measure-heads: measure only these heads (the others keep what the library "
+                        "records), e.g. after `headcode library edit`")
     p.add_argument("--validation-seqs", type=positive, default=16, metavar="N",
                    help="validation sequences for --measure-heads (16; each head costs about half a forward "
                         "of them: 27 minutes for SmolLM2's 270 heads on 16 windows of 128 tokens)")
@@ -94,15 +97,25 @@ def cmd_replace(args) -> int:
               "its test split may hold text the programs were fitted on", file=sys.stderr)
     if args.png:
         _check_png(args.png)
+    if args.heads is not None and not args.measure_heads:
+        raise UserError("--heads chooses the heads --measure-heads measures; give --measure-heads OUT.lib too")
+    measured = lib
     if args.measure_heads:
         Library.check_target(args.measure_heads)
+        if args.heads is not None:
+            from headcode.heads import parse_heads
+
+            wanted = set(parse_heads(args.heads, lib.model.num_layers, lib.model.num_heads))
+            if missing := sorted(str(h) for h in wanted if h not in lib or level not in lib[h].levels):
+                raise UserError(f"--heads: {args.library} has no {level.value} program for {', '.join(missing)}")
+            measured = lib.replace(heads=[lib[h] for h in lib if h in wanted])
     check_corpus(spec.corpus)  # the named or the library's: before the slow model load
     loaded = load_model(args.model or lib.model.name)
     tables = _tables(loaded, spec, "test")
     say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
     if args.measure_heads:
         validation = _tables(loaded, spec, "validation")
-        effects = measure.head_effects(loaded.model, loaded.tokenizer, lib, validation, level=level,
+        effects = measure.head_effects(loaded.model, loaded.tokenizer, measured, validation, level=level,
                                        batch_size=args.batch_size, force=args.force, progress=not args.quiet)
         lib = measure.with_effects(lib, effects, level)
         lib.save(args.measure_heads)

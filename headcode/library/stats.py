@@ -22,11 +22,16 @@ def _quantiles(values) -> dict[str, float]:
     return {"mean": float(values.mean()), **{f"q{int(q * 100)}": float(np.quantile(values, q)) for q in QUANTILES}}
 
 
+WEAKEST = 5  # heads listed as the least well explained at each level (by test IoU)
+
+
 def summary(library) -> dict:
     """Plain data, one entry per level the library has (`levels`), and the heads."""
     out = {"num_heads": len(library), "num_programs": len(library.programs), "levels": {}}
     for level in library.levels:
-        entries = [h[level] for h in library.values() if level in h.levels]
+        named = [(h, h[level]) for h in library.values() if level in h.levels]
+        entries = [e for _, e in named]
+        tested = sorted((e.test["iou"], h.name) for h, e in named if "iou" in e.test)
         programs = [library.programs[e.program] for e in entries]
         shapes = Counter(shape_id(p) for p in programs)
         texts = {shape_id(p): shape_text(p) for p in programs}
@@ -45,6 +50,7 @@ def summary(library) -> dict:
             "sources": dict(sorted(Counter(e.source for e in entries).items())),
             "shapes": [{"shape": sid, "heads": n, "text": texts[sid]} for sid, n in shapes.most_common()],
             "scores": scores,
+            "weakest": [{"head": name, "test_iou": iou} for iou, name in tested[:WEAKEST]],
         }
     return out
 

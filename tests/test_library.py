@@ -612,6 +612,9 @@ def test_cli_inspect_verify_stats(tmp_path, cli):
     code, out, _ = cli("stats", tmp_path / "l", "--json")
     full = json.loads(out)["levels"]["full"]
     assert full["families"] == {"previous token": 1, "sink": 1} and full["size"]["q100"] == 2
+    assert full["weakest"] == [{"head": "L2.H3", "test_iou": 0.55}, {"head": "L0.H1", "test_iou": 0.75}]
+    code, out, _ = cli("stats", tmp_path / "l")
+    assert "least well explained (test iou): L2.H3 0.550, L0.H1 0.750" in out
 
 
 def test_cli_verify_fails_with_one_line(tmp_path, cli):

@@ -366,6 +366,15 @@ def test_replace_command(tiny, tmp_path, capsys):
     (precious / "keep.txt").write_text("keep me")
     assert main(["replace", "--library", str(tmp_path / "tiny.lib"), "--measure-heads", str(precious)]) == 2
     assert "is not a library" in capsys.readouterr().err and (precious / "keep.txt").read_text() == "keep me"
+    assert main(["replace", "--library", str(tmp_path / "tiny.lib"), "--heads", "L0.H1"]) == 2
+    assert "give --measure-heads OUT.lib too" in capsys.readouterr().err
+    measured = tmp_path / "measured.lib"
+    assert main(["replace", "--library", str(tmp_path / "tiny.lib"), "--measure-heads", str(measured), "--heads",
+                 "L0.H1", "--fractions", "0", "--qa", "none", "--max-len", "48", "--max-seqs", "2",
+                 "--validation-seqs", "2", "--quiet"]) == 0
+    before, after = Library.load(tmp_path / "tiny.lib"), Library.load(measured)
+    changed = [key for key in before if before[key] != after[key]]
+    assert changed == [(0, 1)] and "kl" in after[0, 1][Level.FULL].validation
 
 
 # --- the embedded model (slow) ----------------------------------------------------------

@@ -109,3 +109,14 @@ def _scores(p):
         if isinstance(node, ir.Score):
             yield from node.terms
         stack.extend(c for c in ir.children(node) if isinstance(c, ir.PATTERN_TYPES))
+
+
+def test_the_commands_that_run_a_program_refuse_a_sketch_in_one_message(capsys):
+    from headcode.cli import main
+
+    assert main(["show", "?*bos + ?*prev(1)", "--text", "a b c"]) == 1
+    assert main(["describe", "softmax(?*bos)"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("is a sketch with") == 2 and "Traceback" not in err
+    assert main(["canon", "softmax(?*bos + key.word{?8})"]) == 0
+    assert "sketch: 2 hole(s)" in capsys.readouterr().out

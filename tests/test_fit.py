@@ -131,3 +131,13 @@ def test_a_term_with_two_tables_to_fit_is_refused():
     tables, targets = _data("bos", count=2)
     with pytest.raises(UserError, match="multiplies two word tables"):
         fit(dsl.Program.of("softmax(key.word{a: ?}*query.word{?2})"), tables, targets)
+
+
+@pytest.mark.parametrize("text", ["", "Hi\n"])
+def test_fit_on_an_empty_or_one_token_text_is_one_line(tiny_model, tmp_path, capsys, text):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(text)
+    code = main(["fit", "?*bos + ?*prev(1)", "--head", "L0.H0", "--model", tiny_model, "--corpus", str(corpus),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "too small to split" in err and len(err.strip().splitlines()) == 1

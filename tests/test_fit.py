@@ -141,3 +141,15 @@ def test_fit_on_an_empty_or_one_token_text_is_one_line(tiny_model, tmp_path, cap
                  "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "too small to split" in err and len(err.strip().splitlines()) == 1
+
+
+def test_fit_takes_a_file_with_a_sketch_per_head(tiny_capture, tmp_path, capsys):
+    _, capture = tiny_capture
+    sketches = tmp_path / "guesses.hc"
+    sketches.write_text("L0.H1 = ?*prev(1) + ?*bos\nL1.H2 = softmax(?*bos + ?*log_dist)\n")
+    capsys.readouterr()
+    assert main(["fit", str(sketches), "--heads", "L0.H1,L1.H2", "--capture", str(capture), "--json",
+                 "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sketch"] is None and [h["sketch"] for h in out["heads"]] == [
+        "?*bos + ?*prev(1)", "softmax(?*bos + ?*log_dist)"]

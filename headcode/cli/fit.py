@@ -36,59 +36,53 @@ def register(subparsers) -> None:
 
 def cmd_fit(args) -> int:
     from headcode import dsl
+    from headcode.cli.program_option import describe as describe_given
+    from headcode.cli.program_option import resolve
     from headcode.heads import Head, parse_heads
     from headcode.synth.fit import fit
 
-    sketch = _sketch(args.sketch)
+    # A bad sketch fails before the model loads; the heads are checked against it below.
+    asked = (Head(0, 0),) if args.all_heads else parse_heads(args.heads, 10**9, 10**9)
+    given = resolve(args.sketch, asked, "SKETCH", sketch=True)
     if args.out:
         check_writable(args.out, what="program file")
     splits, layers, heads_per_layer, model = _splits(args)
     heads = ([Head(layer, h) for layer in range(layers) for h in range(heads_per_layer)] if args.all_heads
              else list(parse_heads(args.heads, layers, heads_per_layer)))
+    sketches = {h: given[Head(0, 0) if args.all_heads else h].program for h in heads}
+    shown = describe_given(given)
     library = _library(model)
     rows = []
     from tqdm import tqdm
 
     for head in tqdm(heads, desc="fit", unit="head", file=sys.stderr, disable=args.quiet or len(heads) < 2):
         train = splits["train"]
-        fitted = fit(sketch, train.tables, [train.head(k, *head) for k in range(len(train))])
-        rows.append(_report(head, fitted, splits, library))
+        fitted = fit(sketches[head], train.tables, [train.head(k, *head) for k in range(len(train))])
+        rows.append({"sketch": sketches[head].text, **_report(head, fitted, splits, library)})
     if args.all_heads:
         rows.sort(key=lambda r: -r["validation"]["iou"])
     if args.out:
         write_text(args.out, dsl.format_programs(tuple(
             dsl.NamedProgram(f"L{r['layer']}.H{r['head']}", dsl.Program.of(r["program"]),
-                             (f"# {sketch.text} fitted: validation iou {r['validation']['iou']:.3f}, "
+                             (f"# {r['sketch']} fitted: validation iou {r['validation']['iou']:.3f}, "
                               f"test {r['test']['iou']:.3f}",))
             for r in rows)))
     if args.json:
-        print(json.dumps({"sketch": sketch.text, "model": model, "heads": rows}, indent=1))
+        single = len(set(sketches.values())) == 1
+        print(json.dumps({"sketch": rows[0]["sketch"] if single else None, "given": shown, "model": model,
+                          "heads": rows}, indent=1))
         return 0
-    print(f"sketch {sketch.text} ({sketch.holes} hole(s)), fitted on {len(splits['train'])} training "
+    distinct = set(sketches.values())
+    what = (f"sketch {sketches[heads[0]].text} ({sketches[heads[0]].holes} hole(s))" if len(distinct) == 1
+            else f"{shown}, {len(distinct)} sketches")
+    print(f"{what}, fitted on {len(splits['train'])} training "
           f"sequences; IoU on {len(splits['validation'])} validation / {len(splits['test'])} test sequences")
-    shown = rows[: args.top] if args.all_heads else rows
-    for r in shown:
+    listed = rows[: args.top] if args.all_heads else rows
+    for r in listed:
         _print(r, brief=args.all_heads)
-    if args.all_heads and len(rows) > len(shown):
-        print(f"... and {len(rows) - len(shown)} more heads (--top, or --json for all)")
+    if args.all_heads and len(rows) > len(listed):
+        print(f"... and {len(rows) - len(listed)} more heads (--top, or --json for all)")
     return 0
-
-
-def _sketch(value: str):
-    """The sketch given as text or as a file holding one program (with or without a name)."""
-    from headcode import dsl
-    from headcode.cli.programs import read_source
-
-    if Path(value).is_file():
-        source = read_source(value)
-        try:
-            named = dsl.parse_programs(source, value)  # a file of `name = sketch` definitions
-        except dsl.DslError:
-            return dsl.Program.of(source)  # one bare sketch (its own errors, with positions)
-        if len(named) != 1:
-            raise UserError(f"{value}: holds {len(named)} programs; fit takes one sketch")
-        return named[0].program
-    return dsl.Program.of(value)
 
 
 def _splits(args):

@@ -57,21 +57,22 @@ def describe(given: dict) -> str:
     return f"the program of {first.file}" if first.name is None else f"program {first.origin}"
 
 
-def resolve(value: str, heads: tuple[Head, ...], what: str = "--program") -> dict[Head, Given]:
-    """The program each of `heads` is to be scored or explained by (see the module doc)."""
+def resolve(value: str, heads: tuple[Head, ...], what: str = "--program", sketch: bool = False) -> dict[Head, Given]:
+    """The program each of `heads` is to be scored or explained by (see the module doc);
+    with `sketch`, the sketch each is to be fitted with (`headcode fit`): holes welcome."""
     if not value.strip():
         raise UserError(f"{what} is empty: give a program, or a file of programs")
     path, name = _file_of(value)
     if path is None:
         program = _text(value, "<program>", looks_like_path=True)
-        return dict.fromkeys(heads, Given(_checked(program, value, "<program>")))
+        return dict.fromkeys(heads, Given(_checked(program, value, "<program>", sketch=sketch)))
     source = _read(path)
     if not _DEFINITION.search(_uncommented(source)):  # one bare program
         if name is not None:
             raise UserError(f"{path}: holds one program without a name, so there is no {name!r} in it")
         if not source.strip() or not _uncommented(source).strip():
             raise UserError(f"{path}: holds no program")
-        return dict.fromkeys(heads, Given(_checked(_text(source, path), source, path), path))
+        return dict.fromkeys(heads, Given(_checked(_text(source, path), source, path, sketch=sketch), path))
     named = {d.name: d for d in dsl.parse_programs(source, path)}
     if not named:
         raise UserError(f"{path}: holds no program")
@@ -87,7 +88,7 @@ def resolve(value: str, heads: tuple[Head, ...], what: str = "--program") -> dic
             raise UserError(f"{path}: holds {len(named)} programs ({_listed(named)}) and none is named "
                             f"{missing[0]}: name one as {path}:NAME, or name them after the heads ({missing[0]} = ...)")
         chosen = {h: named[str(h)] for h in heads}
-    return {h: Given(_checked(d.program, source, path, d.line), path, d.name) for h, d in chosen.items()}
+    return {h: Given(_checked(d.program, source, path, d.line, sketch), path, d.name) for h, d in chosen.items()}
 
 
 def _file_of(value: str) -> tuple[str | None, str | None]:
@@ -120,9 +121,13 @@ def _text(text: str, filename: str, looks_like_path: bool = False) -> dsl.Progra
         raise err.with_filename(filename) from None
 
 
-def _checked(program: dsl.Program, source: str, filename: str, line: int = 1) -> dsl.Program:
-    """Refuse a sketch: its holes must be filled before it can run."""
-    if program.holes:
+def _checked(program: dsl.Program, source: str, filename: str, line: int = 1, sketch: bool = False) -> dsl.Program:
+    """Refuse a sketch where a program must run (its holes must be filled first), and
+    a filled program where a sketch is to be fitted."""
+    if sketch and not program.holes:
+        raise UserError(f"{filename}: this program has no holes ('?') to fill; score it with "
+                        "headcode score --program")
+    if not sketch and program.holes:
         at = _first_hole(source, line)
         raise dsl.DslError([dsl.Diagnostic(*at, f"this is a sketch with {program.holes} hole(s) ('?'); "
                                                 "fill them first (headcode fit), then give the filled program")],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from headcode.cli.options import add_corpus, add_model, add_quiet, cut, positive
 from headcode.errors import UserError
@@ -136,8 +135,7 @@ def _library(model: str):
 def _report(head, fitted, splits, library) -> dict:
     from headcode import dsl
     from headcode.dsl.describe import describe, family
-    from headcode.library import Level
-    from headcode.synth.scoring import score_heads
+    from headcode.synth.scoring import score_candidates
 
     program = fitted.program
     compared = {"fitted": program, "bos": dsl.Program.of("bos"), "uniform": dsl.Program.of("uniform")}
@@ -145,15 +143,15 @@ def _report(head, fitted, splits, library) -> dict:
         for level in library[head].levels:
             compared[f"library {level.value}"] = library.program_of(*head, level)
     figures = {}
-    for name in ("validation", "test"):
-        scored = {key: score_heads(splits[name], {head: p})[head].iou for key, p in compared.items()}
-        figures[name] = scored
+    for name in ("validation", "test"):  # every compared program in one pass over the split
+        scored = score_candidates(splits[name], {head: compared}, jsd=False)[head]
+        figures[name] = {key: round(s.iou, 4) for key, s in scored.items()}
+        figures[name]["iou"] = figures[name]["fitted"]
     return {
         "layer": head.layer, "head": head.head, "program": program.text, "size": program.size,
         "chars": program.chars, "description": describe(program), "family": family(program).value,
         "train_loss": {"start": round(fitted.start_loss, 4), "fitted": round(fitted.loss, 4)},
-        "validation": {k: round(v, 4) for k, v in figures["validation"].items()} | {"iou": round(figures["validation"]["fitted"], 4)},
-        "test": {k: round(v, 4) for k, v in figures["test"].items()} | {"iou": round(figures["test"]["fitted"], 4)},
+        "validation": figures["validation"], "test": figures["test"],
         "compared": {k: p.text for k, p in compared.items() if k.startswith("library")},
     }
 

@@ -14,8 +14,9 @@ Selectors
 Patterns
   * a reduction over at most one key per row is `uniform`; `decay` with rate 1 is
     `uniform`; `nearest`/`earliest` over a query-only condition is `self`/`bos`;
-  * `else` chains flattened, repeats dropped, cut after the first option that
-    never leaves a row empty; a program that may leave rows empty ends in `else bos`;
+  * `else` chains flattened, repeats dropped, an option that selects the same keys
+    as an earlier one dropped (it is empty wherever that one is, so it never runs),
+    cut after the first option that never leaves a row empty; a program that may leave rows empty ends in `else bos`;
   * mixtures: nested total mixtures flattened, equal terms merged (weights added),
     weights normalised to sum 1 on a grid of 1/GRID (largest remainder, so the
     grid weights sum exactly to 1), zero terms dropped, terms sorted by weight then
@@ -355,7 +356,7 @@ def _(p: ir.Fallback) -> ir.Pattern:
     for option in p.options:
         c = _pattern(option)
         for o in c.options if isinstance(c, ir.Fallback) else (c,):
-            if o != NEVER and o not in options:
+            if o != NEVER and not any(_shadows(k, o) for k in options):
                 options.append(o)
     for k, o in enumerate(options):
         if total(o):
@@ -364,6 +365,14 @@ def _(p: ir.Fallback) -> ir.Pattern:
     if not options:
         return NEVER
     return options[0] if len(options) == 1 else ir.Fallback(tuple(options))
+
+
+def _shadows(earlier: ir.Pattern, later: ir.Pattern) -> bool:
+    """Whether `later` can never run after `earlier` in an else chain."""
+    if earlier == later:
+        return True
+    # Every reduction is empty exactly where its selector selects nothing.
+    return isinstance(earlier, ir.Select) and isinstance(later, ir.Select) and earlier.sel == later.sel
 
 
 @_pattern.register

@@ -248,17 +248,18 @@ def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split,
     picked = shapes.choose(candidates, scored)
     chosen = {h: picked[h] for h in wanted}
 
-    # Refit each chosen short softmax on the whole training split, heads of one
-    # list of atoms together; a refit that changes the shape or scores worse on
-    # validation is not taken.
-    atoms_of = {h: next((s.atoms for s in steps.get(h, []) if s.program == chosen[h].program), None)
-                for h in wanted if chosen[h].source is Source.SHORT}
-    if atoms_of:
+    # Refit each chosen short softmax on the whole training split, from the weights
+    # its path ended with (its atoms had few steps each), heads of one list of atoms
+    # together; a refit that changes the shape or scores worse on validation is not taken.
+    step_of = {h: next(s for s in steps[h] if s.program == chosen[h].program)
+               for h in wanted if chosen[h].source is Source.SHORT}
+    if step_of:
         full_rows = rows_of(len(train))
         polished = {}
-        for atoms in dict.fromkeys(atoms_of.values()):
-            members = [h for h, a in atoms_of.items() if a == atoms]
-            polished.update(short.fill(full_rows, members, atoms, vocab, settings))
+        for atoms in dict.fromkeys(s.atoms for s in step_of.values()):
+            members = [h for h, s in step_of.items() if s.atoms == atoms]
+            polished.update(short.fill(full_rows, members, atoms, vocab, settings,
+                                       start=[step_of[h].weights for h in members]))
         again = score_candidates(validation, {h: {0: chosen[h].program, 1: p} for h, p in polished.items()},
                                  jsd=False)
         for h, p in polished.items():

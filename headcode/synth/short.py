@@ -67,14 +67,17 @@ class ShortSettings:
     iou_steps: int = 16  # then soft IoU (cycling through the batches)
     ce_lr: float = 0.1
     iou_lr: float = 0.03
+    polish_steps: int = 64  # steps of each loss when a chosen program is refitted on the whole split
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class Step:
-    """A candidate: a head's program after some atoms of its group, and those atoms."""
+    """A candidate: a head's program after some atoms of its group, those atoms and
+    their fitted weights (before rounding to the GRID)."""
 
     atoms: tuple[Atom, ...]
+    weights: tuple[float, ...]
     program: dsl.Program
 
 
@@ -112,14 +115,17 @@ class _Design:
             x[..., len(self.atoms)] = _column(batch, atom)
         self.atoms.append(atom)
 
-    def refit(self, start):
-        """The members' weights [members, atoms], from `start`: cross-entropy, then soft IoU."""
+    def refit(self, start, ce_steps: int | None = None, iou_steps: int | None = None):
+        """The members' weights [members, atoms], from `start`: cross-entropy, then soft IoU
+        (steps as the settings say, unless given)."""
         import torch
 
         s, width = self.settings, len(self.atoms)
+        ce_steps = s.ce_steps if ce_steps is None else ce_steps
+        iou_steps = s.iou_steps if iou_steps is None else iou_steps
         weights = start[:, :width].clone().requires_grad_()
         data = list(zip(self.columns, self.rows.prepared, self.targets))
-        for count, lr, loss_fn in ((s.ce_steps, s.ce_lr, sf.ce_loss), (s.iou_steps, s.iou_lr, sf.iou_loss)):
+        for count, lr, loss_fn in ((ce_steps, s.ce_lr, sf.ce_loss), (iou_steps, s.iou_lr, sf.iou_loss)):
             optimiser = torch.optim.Adam([weights], lr=lr)
             for step in range(count):
                 x, batch, target = data[step % len(data)]
@@ -239,7 +245,8 @@ def paths(rows: Rows, members: Sequence[Head], vocab: Sequence[str],
         design.add(atom)
         weights = design.refit(weights)
         for k, m in enumerate(members):
-            out[m].append(Step(tuple(design.atoms), to_program(design.atoms, weights[k].tolist(), vocab)))
+            w = weights[k, :len(design.atoms)].tolist()
+            out[m].append(Step(tuple(design.atoms), tuple(w), to_program(design.atoms, w, vocab)))
     return out
 
 
@@ -267,14 +274,17 @@ def _index(atom: Atom, vocab: int) -> int:
 
 
 def fill(rows: Rows, members: Sequence[Head], atoms: Sequence[Atom], vocab: Sequence[str],
-         settings: ShortSettings = ShortSettings()) -> dict[Head, dsl.Program]:
-    """Each member's program with the given atoms, its weights fitted."""
+         settings: ShortSettings = ShortSettings(), start: Sequence[Sequence[float]] | None = None,
+         ) -> dict[Head, dsl.Program]:
+    """Each member's program with the given atoms, its weights fitted from `start`
+    (per member, one weight per atom; zeros if not given) for `polish_steps` of each loss."""
     import torch
 
     design = _Design(rows, members, len(atoms), settings)
     for atom in atoms:
         design.add(atom)
-    weights = design.refit(torch.zeros(len(members), len(atoms)))
+    first = torch.zeros(len(members), len(atoms)) if start is None else torch.tensor(start, dtype=torch.float32)
+    weights = design.refit(first, settings.polish_steps, settings.polish_steps)
     return {m: to_program(atoms, weights[k].tolist(), vocab) for k, m in enumerate(members)}
 
 

@@ -72,7 +72,7 @@ def test_conversion_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setenv("HEADCODE_CACHE", str(tmp_path / "cache"))
     source = build_tiny_model("llama", tmp_path / "src")
     entry = models.EmbeddedGGUF("headcode", "headcode", "0", "tiny.gguf")
-    monkeypatch.setattr(models.EmbeddedGGUF, "gguf_path", lambda self: source / "tiny.gguf")
+    monkeypatch.setattr(models.EmbeddedGGUF, "gguf_path", lambda self, scratch: source / "tiny.gguf")
     real_load = models._load
     monkeypatch.setattr(models, "_load", lambda path, local, gguf_file=None, progress=False: real_load(path, local))
 

@@ -1,5 +1,6 @@
-"""Heads replaced inside the model: proofs on tiny random GPT-2 and Llama models
-(and, marked slow, on the embedded model) that the mechanism does what it says."""
+"""Heads replaced inside the model: proofs on tiny random GPT-2, Llama and Gemma 3
+models (and, marked slow, on the embedded SmolLM2 and Gemma 3 270M) that the
+mechanism does what it says: GQA-correct, causal, and within a sliding window."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ SPLIT = {"corpus": "stories", "shape": "packed", "max_len": 48, "one_per_line": 
 CREATED = "2026-01-01T00:00:00Z"
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "gemma3"])
 def tiny(request, tmp_path_factory):
     loaded = load_model(str(build_tiny_model(request.param, tmp_path_factory.mktemp(request.param))))
     return loaded
@@ -100,7 +101,7 @@ def test_oracle_leaves_logits_unchanged(tiny):
 
 def test_one_head_changes_only_its_slice(tiny):
     lib = library_for(tiny)
-    head_dim = tiny.model.config.hidden_size // tiny.n_heads
+    head_dim = attention_modules(tiny.model)[0].head_dim  # Gemma's is not hidden_size // heads
     for layer in range(tiny.n_layers):
         for head in (0, tiny.n_heads - 1):
             seen, hook = projection_inputs(tiny, layer)
@@ -148,14 +149,15 @@ def test_detach_restores_bit_identical_outputs(tiny):
     assert not any(m in attn.ATTACHED for m in attention_modules(tiny.model))
 
 
-def test_gqa_query_heads_read_their_kv_group(tmp_path_factory):
-    loaded = load_model(str(build_tiny_model("llama", tmp_path_factory.mktemp("gqa"))))
+@pytest.mark.parametrize("arch, kv_heads", [("llama", 2), ("gemma3", 1)])
+def test_gqa_query_heads_read_their_kv_group(tmp_path_factory, arch, kv_heads):
+    loaded = load_model(str(build_tiny_model(arch, tmp_path_factory.mktemp("gqa"))))
     config = loaded.model.config
-    assert (config.num_attention_heads, config.num_key_value_heads) == (4, 2)
-    head_dim = config.hidden_size // config.num_attention_heads
+    assert (config.num_attention_heads, config.num_key_value_heads) == (4, kv_heads)
     lib = library_for(loaded)  # head 0 of layer 0 is "bos"
-    layer = 1
+    layer = 1  # a full-attention layer in both
     module = attention_modules(loaded.model)[layer]
+    head_dim = module.head_dim
     hidden = []
     pre = module.register_forward_pre_hook(lambda mod, args, kwargs: hidden.append(kwargs["hidden_states"]),
                                             with_kwargs=True)
@@ -169,10 +171,53 @@ def test_gqa_query_heads_read_their_kv_group(tmp_path_factory):
         finally:
             hook.remove()
         values = module.v_proj(hidden[0]).view(1, -1, config.num_key_value_heads, head_dim)
-        expected = values[0, 0, head // 2]  # "bos": every query reads the value of token 0
+        expected = values[0, 0, head // (4 // kv_heads)]  # "bos": every query reads the value of token 0
         got = seen[0][0, :, head * head_dim:(head + 1) * head_dim]
         torch.testing.assert_close(got, expected.expand_as(got), atol=1e-6, rtol=0)
     pre.remove()
+
+
+def windowed(matrix: np.ndarray, window: int) -> np.ndarray:
+    """What a program's matrix must become on a sliding layer: keys more than
+    `window - 1` back dropped, rows renormalised, an emptied row on its earliest key."""
+    n = len(matrix)
+    allowed = np.tril(np.ones((n, n), dtype=bool)) & ~np.tril(np.ones((n, n), dtype=bool), -window)
+    kept = np.where(allowed, matrix, 0.0)
+    mass = kept.sum(1, keepdims=True)
+    earliest = np.eye(n)[[max(0, i - window + 1) for i in range(n)]]
+    return np.where(mass > 0, kept / np.where(mass > 0, mass, 1), earliest)
+
+
+def test_sliding_window_layers_keep_replaced_heads_inside_the_window(tmp_path_factory):
+    """On a tiny Gemma 3 whose sliding layers see 6 keys, programs that reach further
+    back ("bos" most of all) are cut to the window and renormalised there; the full
+    layer gets the program as it is. Shown on the probabilities the layers use."""
+    from headcode.compiler import compile_program
+    from headcode.loaders.tiny import GEMMA_WINDOW
+
+    loaded = load_model(str(build_tiny_model("gemma3", tmp_path_factory.mktemp("window"))))
+    config = loaded.model.config
+    assert config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"]
+    assert config.sliding_window == GEMMA_WINDOW
+    lib = library_for(loaded)
+    table = TokenTable.from_text(loaded.tokenizer, " ".join(TEXTS), add_special_tokens=True)
+    assert len(table) > 4 * GEMMA_WINDOW
+    with attach(loaded.model, lib, fraction=1.0, tokenizer=loaded.tokenizer) as handle, torch.no_grad():
+        handle.set_inputs([table])
+        out = loaded.model(input_ids=torch.from_numpy(table.ids.copy())[None], output_attentions=True)
+    reached_past = 0
+    for layer, kind in enumerate(config.layer_types):
+        for head in range(loaded.n_heads):
+            program = compile_program(lib.program_of(layer, head, Level.FULL)).evaluate(table)
+            got = out.attentions[layer][0, head].double().numpy()
+            if kind == "full_attention":
+                np.testing.assert_allclose(got, program, atol=1e-6, rtol=0)
+                continue
+            reached_past += bool(np.tril(program, -GEMMA_WINDOW).any())
+            assert not np.tril(got, -GEMMA_WINDOW).any(), f"L{layer}.H{head} reads outside its window"
+            np.testing.assert_allclose(got, windowed(program, GEMMA_WINDOW), atol=1e-6, rtol=0)
+            np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
+    assert reached_past >= 4  # the programs did reach past the window, so the cut was exercised
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -465,3 +510,21 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["rank_by"] == "kl"
     assert all({"ppl_increase", "kl"} <= set(Library.load(out)[key][Level.FULL].validation) for key in lib)
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_headcode_attention_is_gemma_eager_attention(softcap):
+    """Unattached, the registered function computes what Gemma's own eager attention
+    does: its scaling, one key/value head for four query heads, soft-capping when
+    passed (Gemma 3 passes none; Gemma 2 does), the additive mask."""
+    from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward
+
+    torch.manual_seed(0)
+    module = torch.nn.Module().eval()  # what both read of it: the groups, head_dim, training
+    module.num_key_value_groups, module.head_dim = 4, 16
+    query = torch.randn(2, 4, 9, 16) * 3
+    key, value = torch.randn(2, 1, 9, 16) * 3, torch.randn(2, 1, 9, 16)
+    mask = torch.triu(torch.full((9, 9), torch.finfo(torch.float32).min), 1)[None, None].expand(2, 1, 9, 9)
+    want, want_w = eager_attention_forward(module, query, key, value, mask, scaling=0.0625, softcap=softcap)
+    got, got_w = attn.attention(module, query, key, value, mask, scaling=0.0625, softcap=softcap)
+    assert torch.equal(got_w, want_w) and torch.equal(got, want)

@@ -472,6 +472,75 @@ def test_embedded_no_future_leakage_and_perplexity(embedded):
     assert tokens > 100 and 2 < ppl < 100
 
 
+# --- Gemma 3 270M (slow): one key/value head, sliding windows of 512 keys -------------
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    from headcode.loaders.models import GEMMA, REGISTRY
+
+    pytest.importorskip(REGISTRY[GEMMA].package, reason="the Gemma packages are not installed (make install)")
+    return load_model(GEMMA)
+
+
+@pytest.mark.slow
+def test_gemma_oracle_detach_padding_and_no_leak(gemma):
+    lib = library_for(gemma, name="gemma3-270m")
+    batch = encode(TEXTS, gemma.tokenizer, add_special_tokens=True)
+    base = forward(gemma.model, batch)
+    real = batch.attention_mask.bool()
+    with attach(gemma.model, heads=all_heads(gemma), matrices_fn=oracle(gemma, batch)) as handle:
+        out = forward(gemma.model, batch, handle)
+    assert (out - base)[real].abs().max().item() <= 1e-4  # logits of magnitude ~30 after 18 layers
+    with attach(gemma.model, lib, fraction=0.25, tokenizer=gemma.tokenizer) as handle:
+        assert len(handle.heads) == 18  # 25% of 18 x 4
+        replaced = forward(gemma.model, batch, handle)
+        for b in range(len(TEXTS)):
+            alone = forward(gemma.model, encode([batch.tables[b]]), handle)
+            n = len(batch.tables[b])
+            torch.testing.assert_close(replaced[b, :n], alone[0], atol=1e-3, rtol=1e-4)
+        ids = torch.from_numpy(batch.tables[0].ids.copy())[None]
+        other = ids.clone()
+        other[0, -1] = (int(ids[0, -1]) + 1) % gemma.tokenizer.vocab_size
+        with torch.no_grad():
+            a, b = gemma.model(input_ids=ids).logits, gemma.model(input_ids=other).logits
+        assert (a[0, :-1] - b[0, :-1]).abs().max().item() <= 1e-4
+    assert not torch.equal(replaced, base)
+    assert torch.equal(forward(gemma.model, batch), base)
+
+
+@pytest.mark.slow
+def test_gemma_sliding_layers_past_the_window(gemma):
+    """A 600-token sequence, longer than the 512 keys of the sliding layers: each head's
+    own attention as its program changes nothing, and a "bos" program on a sliding
+    layer goes to the window's first key, on a full layer to token 0."""
+    from headcode.loaders.corpora import open_corpus
+
+    text = "\n".join(line for line, _ in zip(open_corpus().lines(), range(200)))
+    table = TokenTable.from_text(gemma.tokenizer, text, max_len=600, add_special_tokens=True)
+    n = len(table)
+    assert n == 600
+    ids = torch.from_numpy(table.ids.copy())[None]
+    base = gemma.model.base_model
+    with torch.no_grad():
+        plain = base(input_ids=ids, output_attentions=True)
+    own = [a[0].double().numpy() for a in plain.attentions]
+    assert not own[0][0][599, :88].any() and own[5][0][599, :88].any()  # the model's own window
+    with attach(gemma.model, heads=all_heads(gemma), matrices_fn=lambda t, heads: np.stack(
+            [own[layer][head] for layer, head in heads])) as handle, torch.no_grad():
+        handle.set_inputs([table])
+        same = base(input_ids=ids).last_hidden_state
+    assert (same - plain.last_hidden_state).abs().max().item() <= 1e-3
+    lib = put(put(library_for(gemma, name="gemma3-270m"), 0, 0, "bos"), 5, 0, "bos")
+    with attach(gemma.model, lib, heads=[(0, 0), (5, 0)], tokenizer=gemma.tokenizer) as handle, torch.no_grad():
+        handle.set_inputs([table])
+        got = base(input_ids=ids, output_attentions=True).attentions
+    sliding, full = got[0][0, 0].double().numpy(), got[5][0, 0].double().numpy()
+    first_seen = np.maximum(np.arange(n) - 511, 0)  # the earliest key each query may see
+    assert np.array_equal(sliding, np.eye(n)[first_seen])
+    assert np.array_equal(full, np.eye(n)[np.zeros(n, dtype=int)])
+
+
 def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     import json
 

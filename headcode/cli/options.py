@@ -37,10 +37,11 @@ def positive_seconds(text: str) -> float:
 
 
 def add_model(p: argparse.ArgumentParser, required: bool = False) -> None:
-    from headcode.loaders.models import EMBEDDED
+    from headcode.loaders.models import EMBEDDED, GEMMA
 
     p.add_argument("--model", default=None if required else EMBEDDED, required=required, metavar="M",
-                   help=f"registered name ({EMBEDDED}, the default), local path or Hugging Face name")
+                   help=f"registered name ({EMBEDDED}, the default; {GEMMA}, under the Gemma Terms of Use), "
+                        "local path or Hugging Face name")
 
 
 def add_corpus(p: argparse.ArgumentParser, max_len: int = 128, from_library: bool = False) -> None:

@@ -23,7 +23,7 @@ def installed():
 
 
 def test_gemma_through_the_commands(tmp_path, capsys):
-    small = ["--max-seqs", "6", "--validation-seqs", "3", "--test-seqs", "3", "--quiet"]
+    small = ["--max-seqs", "4", "--validation-seqs", "2", "--test-seqs", "2", "--max-len", "48", "--quiet"]
     lib = tmp_path / "gemma.lib"
     assert main(["explain", "--model", GEMMA, "--heads", HEADS, *small, "--json", "--out", str(lib)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -31,7 +31,7 @@ def test_gemma_through_the_commands(tmp_path, capsys):
     manifest = json.loads((lib / "manifest.json").read_text())
     assert manifest["model"]["name"] == GEMMA and manifest["model"]["num_kv_heads"] == 1
 
-    assert main(["score", "--library", str(lib), "--split", "test", "--max-seqs", "3", "--json", "--quiet"]) == 0
+    assert main(["score", "--library", str(lib), "--split", "test", "--max-seqs", "2", "--json", "--quiet"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert len(scores["heads"]) == 2 and all(0 < h["iou"] <= 1 for h in scores["heads"])
 
@@ -42,7 +42,8 @@ def test_gemma_through_the_commands(tmp_path, capsys):
         assert np.allclose(saved["L5.H1"].sum(-1), 1.0, atol=1e-6)
 
     capture = tmp_path / "cap"
-    assert main(["capture", "--model", GEMMA, "--max-seqs", "3", "--out", str(capture), "--quiet"]) == 0
+    assert main(["capture", "--model", GEMMA, "--max-seqs", "10", "--max-len", "32", "--out", str(capture),
+                 "--quiet"]) == 0
     capsys.readouterr()
     assert main(["heads", str(capture), "--json"]) == 0
     profiles = json.loads(capsys.readouterr().out)
@@ -54,6 +55,6 @@ def test_gemma_through_the_commands(tmp_path, capsys):
 
     # 0.02 of 72 heads is one: the library's best by validation IoU.
     assert main(["replace", "--library", str(lib), "--fractions", "0,0.02", "--qa", "none",
-                 "--max-seqs", "4", "--json", "--quiet"]) == 0
+                 "--max-seqs", "2", "--json", "--quiet"]) == 0
     points = json.loads(capsys.readouterr().out)["points"]
     assert [p["fraction"] for p in points] == [0, 0.02] and 2 < points[0]["perplexity"] < 60

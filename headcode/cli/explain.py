@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                            "named after the heads) against --heads")
     p.add_argument("--heads", metavar="L0.H1,...", help="the heads to score (needed with --program; with --library: "
                                                         "only these of its heads)")
-    add_model(p)
+    add_model(p, or_library=True)  # a library's own model, not the default one
     add_corpus(p, from_library=True)
     p.add_argument("--split", choices=("train", "validation", "test", "all"),
                    help="which split of the cut to score (default: test without --corpus, all with it)")
@@ -162,8 +162,9 @@ def _given_programs(args):
     from headcode.cli.program_option import describe, resolve
     from headcode.heads import outside, parse_heads
     from headcode.loaders.corpora import SplitSpec, check_corpus
-    from headcode.loaders.models import load_model
+    from headcode.loaders.models import EMBEDDED, load_model
 
+    args.model = args.model or EMBEDDED  # no library to name one
     if args.heads is None:
         raise UserError("--program needs --heads: the heads to score it against, like L0.H1,L3.H2")
     if args.force:

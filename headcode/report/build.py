@@ -54,8 +54,9 @@ class Written:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
 
-def report(library: str | Path, out: str | Path, settings: Settings = Settings(), progress: bool = True) -> Written:
-    """Write the report of the library at `library` into the directory `out`."""
+def report(library: str | Path | Library, out: str | Path, settings: Settings = Settings(),
+           progress: bool = True) -> Written:
+    """Write the report of `library` (a Library, or the path of one) into the directory `out`."""
     start = time.perf_counter()
     stages = {}
 
@@ -63,14 +64,15 @@ def report(library: str | Path, out: str | Path, settings: Settings = Settings()
         stages[name] = round(time.perf_counter() - start - sum(stages.values()), 2)
 
     site.check_target(out)
-    lib = Library.load(library)
+    lib = library if isinstance(library, Library) else Library.load(library)
     if settings.level not in lib.levels:
-        raise UserError(f"{library}: no head has a {settings.level.value} program (its levels: "
+        raise UserError(f"{_name(library)}: no head has a {settings.level.value} program (its levels: "
                         f"{', '.join(level.value for level in lib.levels)})")
     wanted = tuple(lib) if settings.heads is None else settings.heads
     missing = [str(h) for h in wanted if h not in lib or settings.level not in lib[h].levels]
     if missing:
-        raise UserError(f"--heads: {library} has no {settings.level.value} program for {', '.join(missing[:10])}")
+        raise UserError(f"--heads: {_name(library)} has no {settings.level.value} program for "
+                        f"{', '.join(missing[:10])}")
     lap("load library")
     evidence, text, warnings = {}, None, ()
     if settings.examples > 0:
@@ -106,3 +108,7 @@ def _text(lib: Library, settings: Settings):
     if spec is None:
         return texts.library_text(loaded, lib.split, settings.max_seqs), warnings, loaded
     return texts.corpus_text(loaded, lib.split, spec), warnings, loaded
+
+
+def _name(library) -> str:
+    return f"the {library.model.name} library" if isinstance(library, Library) else str(library)

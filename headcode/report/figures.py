@@ -59,6 +59,15 @@ def _save(fig, directory: Path, name: str) -> None:
     _pyplot().close(fig)
 
 
+def _finish(fig, ax, directory: Path, name: str, x: str, y: str) -> None:
+    """Label a plot's axes, add its legend, and save it as NAME.svg and NAME.png."""
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    _save(fig, directory, name)
+
+
 def overview_figures(ov, directory: Path) -> list[Figure]:
     """The overview's plots (`views.Overview`), written into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -103,12 +112,8 @@ def _layers(ov, directory: Path) -> Figure:
                 ys.append(float(np.mean(got)))
         if xs:
             ax.plot(xs, ys, style, label=label, markersize=3, color=colour)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("mean test IoU")
     ax.set_ylim(0, 1)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    _save(fig, directory, "layers")
+    _finish(fig, ax, directory, "layers", "layer", "mean test IoU")
     return Figure("layers", "IoU by layer", "Mean test IoU of the heads of each layer, per level of detail, and of "
                                             "the greedy mixture baseline.")
 
@@ -123,11 +128,7 @@ def _sizes(ov, directory: Path) -> Figure:
         ax.hist(values, bins=bins, alpha=0.75, color=LEVEL_COLOURS[level.value],
                 label=f"{level.value} (median {np.median(values):,.0f})")
     ax.set_xscale("log")
-    ax.set_xlabel("program length (characters of canonical text)")
-    ax.set_ylabel("heads")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    _save(fig, directory, "sizes")
+    _finish(fig, ax, directory, "sizes", "program length (characters of canonical text)", "heads")
     return Figure("sizes", "Program sizes", "How long each head's program is, per level of detail.")
 
 
@@ -175,11 +176,7 @@ def _replacement(ov, directory: Path) -> Figure | None:
         ax.plot(np.arange(1, len(values) + 1), np.maximum(np.array(values) * 100, 1e-4),
                 color=LEVEL_COLOURS[level.value], label=f"{level.value} programs")
     ax.set_yscale("log")
-    ax.set_xlabel("heads, most costly first")
-    ax.set_ylabel("perplexity increase, % (log)")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    _save(fig, directory, "replacement")
+    _finish(fig, ax, directory, "replacement", "heads, most costly first", "perplexity increase, % (log)")
     return Figure("replacement", "What replacing one head costs",
                   "Perplexity increase on the validation split when each head alone is replaced by its program "
                   "(recorded by `headcode replace --measure-heads`), sorted. The library records no curve of "

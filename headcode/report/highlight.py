@@ -16,20 +16,29 @@ import re
 
 from markupsafe import Markup
 
-_TOKEN = re.compile(r"""
-    (?P<m>\#[^\n]*)
-  | (?P<q>"(?:[^"\\\n]|\\.)*")
-  | (?P<n>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
-  | (?P<h>\?\d*)
-  | (?P<k>\b(?:else|or|and|not|true|false)\b)
-  | (?P<s>\b(?:key|query)(?=\.))
-  | (?P<c>[A-Za-z_]\w*(?=\())
-  | (?P<plain>[A-Za-z_]\w*|[^"\#?\w]+|.)
-""", re.VERBOSE | re.DOTALL)
+from headcode.dsl import terminals
+
+# The language's own terminals (grammar.lark, through headcode.dsl.terminals), so the
+# colours follow the grammar; a word is then told apart by what it is and what follows.
+_TOKEN = re.compile("|".join((
+    f"(?P<m>{terminals.COMMENT})",
+    f"(?P<q>{terminals.STRING})",
+    f"(?P<n>{terminals.NUMBER})",
+    f"(?P<h>{terminals.regex('OPEN_TABLE')}|{terminals.regex('HOLE')})",
+    f"(?P<w>{terminals.NAME})",
+    r"(?P<plain>[^\"#?\w]+|.)",
+)), re.DOTALL)
+_KEYWORDS = frozenset(terminals.KEYWORDS.values())
+_SIDES = frozenset(("key", "query"))
 
 
 def _span(match: re.Match) -> str:
-    kind, text = match.lastgroup, html.escape(match.group(), quote=False)
+    kind, text = match.lastgroup, match.group()
+    if kind == "w":
+        after = match.string[match.end():match.end() + 1]
+        kind = ("k" if text in _KEYWORDS else "s" if text in _SIDES and after == "." else "c" if after == "("
+                else "plain")
+    text = html.escape(text, quote=False)
     return text if kind == "plain" else f'<span class="{kind}">{text}</span>'
 
 

@@ -119,7 +119,7 @@
   /* ---------------- head pages: heatmaps ---------------- */
 
   var MAX_SIDE = 8192; // pixels of a canvas side at most (browsers refuse much larger ones)
-  var TITLE = 20, BAR = 56, MIN_FIT = 3;
+  var TITLE = 20, BAR = 56, MIN_FIT = 3, FIT_ALL = 160;
 
   function decode(b64) {
     var s = atob(b64), out = new Uint8Array(s.length);
@@ -284,11 +284,12 @@
       });
       all.push({ panels: panels, m: m });
     });
-    // The zoom that fits a panel's width, but never under MIN_FIT pixels a token: below
-    // that a 128-token heatmap cannot be read, and the panel scrolls instead.
+    // The zoom that fits a panel's width. Up to FIT_ALL tokens never under MIN_FIT pixels
+    // a token (below that a 128-token heatmap cannot be read, so the panel scrolls);
+    // longer examples are shown whole first, to be zoomed into.
     function fitted() {
-      var width = all[0].panels[0].scroll.clientWidth || 300;
-      return Math.max(MIN_FIT, Math.min(24, Math.floor((width - 90 - BAR) / all[0].m.n)));
+      var width = all[0].panels[0].scroll.clientWidth || 300, n = all[0].m.n;
+      return Math.max(n <= FIT_ALL ? MIN_FIT : 1, Math.min(24, Math.floor((width - 90 - BAR) / n)));
     }
     function redraw() {
       var cell = Number(zoom.value), sqrt = scale.value === "sqrt";

@@ -8,7 +8,8 @@ internet.
 
 `tiny_model`: the path of a tiny random Llama (2 layers of 4 heads, built locally);
 `tiny_library`: a library `headcode explain` wrote for it (12 training, 4 validation,
-4 test sequences of the shipped stories). Both are made once per test session and
+4 test sequences of the shipped stories); `tiny_report`: the report `headcode report`
+wrote of it (every head, 2 examples each). All are made once per test session and
 must not be changed by a test (copy the library first).
 """
 
@@ -130,4 +131,11 @@ def tiny_library(tiny_model, tmp_path_factory):
     code = main(["explain", "--model", tiny_model, "--max-seqs", "12", "--validation-seqs", "4", "--test-seqs", "4",
                  "--out", str(out), "--quiet", "--json"])
     assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tiny_library, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports") / "tiny-report"
+    assert main(["report", str(tiny_library), "--out", str(out), "--quiet"]) == 0
     return out

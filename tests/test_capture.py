@@ -88,6 +88,20 @@ def test_the_first_layers_alone_give_the_same_attention(tiny):
     assert np.array_equal(record_attention(tiny.model, ids), whole)
 
 
+def test_fewer_layers_first_then_all(tmp_path):
+    """A model first run with its first layer only, then whole, records every layer the
+    second time (transformers installs its recording hooks on the first forward, on the
+    layers present then; a report or a demo may run one model both ways)."""
+    from headcode.synth.capture import record_attention
+
+    fresh = load_model(str(build_tiny_model("llama", tmp_path / "llama")))
+    ids = fresh.tokenizer("Tom ran home. Then he sat down, happy.")["input_ids"]
+    first = record_attention(fresh.model, ids, layers=1)
+    whole = record_attention(fresh.model, ids)
+    assert first.shape[0] == 1 and whole.shape[0] == fresh.n_layers == 2
+    assert np.array_equal(whole[:1], first)
+
+
 def test_max_seqs_stops_reading_the_corpus(tiny, tmp_path):
     read = []
 

@@ -119,11 +119,17 @@ def test_demo_shows_the_hand_written_programs(capsys):
 
 @pytest.mark.slow
 def test_demo_explains_heads_of_the_embedded_model(capsys, tmp_path):
-    code, out, _ = run(capsys, "demo", "--heads", "L0.H0,L3.H1", "--out", str(tmp_path / "demo.lib"), "--quiet")
+    code, out, _ = run(capsys, "demo", "--heads", "L0.H0,L3.H1", "--out", str(tmp_path / "demo.lib"),
+                       "--report", str(tmp_path / "demo-report"), "--quiet")
     assert code == 0 and "wrote" in out and (tmp_path / "demo.lib" / "manifest.json").is_file()
     figures = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     assert set(figures) == {"short", "full", "baselines"} and 0 < figures["short"] <= 1
     assert re.search(r"the library shipped for all 270 heads .*short mean iou 0\.\d{3}, full mean iou 0\.\d{3}", out)
+    curve = re.findall(r"(\d+)% of heads \( *(\d+)\): perplexity +([\d.]+) \(([+-][\d.]+)%\)", out)
+    assert [(int(f), int(h)) for f, h, _, _ in curve] == [(0, 0), (25, 68), (50, 135)] and float(curve[0][3]) == 0
+    assert (tmp_path / "demo-report" / "index.html").is_file()
+    assert len(list((tmp_path / "demo-report" / "heads").glob("*.html"))) == 270
+    assert f"open {(tmp_path / 'demo-report' / 'index.html').as_uri()}" in out
 
 
 @pytest.mark.parametrize("command", ["check", "fmt"])

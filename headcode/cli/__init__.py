@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "headcode.cli.fit",  # fit
     "headcode.cli.library",  # library inspect, verify, diff, merge, stats, edit (headcode.cli.edit)
     "headcode.cli.replace",  # replace
+    "headcode.cli.report",  # report
 )
 
 

@@ -28,6 +28,7 @@ no padding is involved.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -84,6 +85,13 @@ class _first_layers:
         total = getattr(self.base.config, "num_hidden_layers", None)
         if self.count is None or not total or self.count >= total:
             return
+        # transformers installs its attention-recording hooks on the first forward, on the
+        # layers present then: install them on every layer before cutting, or a later
+        # call with more layers would record only the first `count`.
+        with contextlib.suppress(ImportError):
+            from transformers.utils.output_capturing import maybe_install_capturing_hooks
+
+            maybe_install_capturing_hooks(self.base)
         lists = [name for name, m in self.base.named_children()
                  if isinstance(m, torch.nn.ModuleList) and len(m) == total]
         if len(lists) == 1:

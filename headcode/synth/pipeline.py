@@ -42,8 +42,11 @@ def run(job: Job, progress: bool = True):
             raise UserError(f"{job.split.corpus}: no {name} sequences; the corpus is too small to split "
                             "(each split needs a few stories or paragraphs)")
     stages["load"] = round(time.perf_counter() - start, 2)
+    # Only the layers up to the last head asked for run: a head's attention depends only
+    # on the layers before it, so `explain --heads L0.H6,L3.H6` costs 4 layers, not all.
+    layers = None if heads is None else max(h.layer for h in heads) + 1
     for split in splits.values():
-        data.record(loaded, split, progress=progress)
+        data.record(loaded, split, progress=progress, layers=layers)
     stages["capture"] = round(time.perf_counter() - start - stages["load"], 2)
     settings = explain.Settings(**{**job.settings.__dict__, "heads": heads})
     result = explain.explain(splits, loaded.n_layers, loaded.n_heads, settings, progress=progress, stages=stages)

@@ -40,12 +40,12 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
+from test_dsl_fast import dump
 from test_properties import LARGEST, _positions_moved
 
 from headcode import dsl, testing
 from headcode.compiler import compile_program, reference_evaluate
 from headcode.dsl import fastparse, sugar, terminals, validate
-from headcode.dsl import syntax as s
 from headcode.dsl.canon import canonical
 from headcode.dsl.check import check
 from headcode.dsl.features import (
@@ -214,17 +214,6 @@ def damaged(draw, texts) -> str:
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def dump(x):
-    """A syntax tree as plain data, spans included (they do not take part in ==)."""
-    if isinstance(x, s.TableLit):
-        return ("TableLit", x.side, x.attr, x.entries, x.span, tuple(x.entry_spans))
-    if dataclasses.is_dataclass(x):
-        return (type(x).__name__,) + tuple(dump(getattr(x, f.name)) for f in dataclasses.fields(x))
-    if isinstance(x, (tuple, list)):
-        return tuple(dump(i) for i in x)
-    return x
 
 
 def by_grammar(text: str, start: str):

@@ -41,15 +41,20 @@ bench: install
 bench-explain: install
 	$(PY) benchmarks/explain.py
 
-# Regenerate the library shipped for the embedded model (headcode.library.bundled):
+# Regenerate the libraries shipped for the two real models (headcode.library.bundled):
 # fit every head (both levels of detail), then record what replacing each head
 # alone costs on the validation split, per level (validation kl and ppl_increase,
 # on 16 validation sequences), which ranks heads for `attach(fraction=...)`.
-BUNDLED := headcode/library/data/smollm2-135m
-library: install
-	$(VENV)/bin/headcode explain --model smollm2-135m --corpus stories --out $(BUNDLED)
-	$(VENV)/bin/headcode replace --library $(BUNDLED) --corpus stories --level full --measure-heads $(BUNDLED) --fractions 0 --qa none
-	$(VENV)/bin/headcode replace --library $(BUNDLED) --corpus stories --level short --measure-heads $(BUNDLED) --fractions 0 --qa none
+# `make library-gemma3-270m` remakes one of them.
+BUNDLED_MODELS := smollm2-135m gemma3-270m
+library: $(addprefix library-,$(BUNDLED_MODELS))
+
+library-%: install
+	$(VENV)/bin/headcode explain --model $* --corpus stories --out headcode/library/data/$*
+	$(VENV)/bin/headcode replace --library headcode/library/data/$* --corpus stories --level full \
+		--measure-heads headcode/library/data/$* --fractions 0 --qa none
+	$(VENV)/bin/headcode replace --library headcode/library/data/$* --corpus stories --level short \
+		--measure-heads headcode/library/data/$* --fractions 0 --qa none
 
 clean:
 	rm -rf $(VENV) build *.egg-info

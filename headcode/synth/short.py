@@ -60,7 +60,7 @@ class Atom:
 @dataclass(frozen=True)
 class ShortSettings:
     groups: int = 30  # groups of heads that share atoms (fewer: fewer shapes, less fit)
-    steps: int = 12  # atoms per group at most
+    steps: int = 16  # atoms per group at most
     sequences: int = 192  # training sequences read (48 rows of each)
     batch: int = 16  # sequences per optimiser step
     ce_steps: int = 16  # optimiser steps of the refit after each new atom: cross-entropy,

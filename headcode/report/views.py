@@ -7,7 +7,6 @@ Nothing here draws or writes; `site` renders these values with the templates.
 
 from __future__ import annotations
 
-import functools
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -118,7 +117,6 @@ class Overview:
         return cells
 
 
-@functools.lru_cache(maxsize=4096)
 def _read(program: Program) -> tuple[Family, str, str, str]:
     r = reading(program)
     return Family(r["family"]), r["description"], r["shape"], shape_text(program)
@@ -128,11 +126,13 @@ def head_views(lib: Library, shown: Level, evidence: Mapping[Head, Evidence]) ->
     """A view of every head of `lib`, in (layer, head) order, linked to its neighbours."""
     by_program: dict[tuple[Level, str], list[Head]] = defaultdict(list)
     by_shape: dict[tuple[Level, str], list[Head]] = defaultdict(list)
-    read = {}
+    read, of_program = {}, {}  # of_program: each program read once, however many heads share it
     for key, entry in lib.items():
         for level, e in entry.levels.items():
             program = lib.programs[e.program]
-            read[key, level] = (program, *_read(program))
+            if program not in of_program:
+                of_program[program] = _read(program)
+            read[key, level] = (program, *of_program[program])
             by_program[level, program.id].append(key)
             by_shape[level, read[key, level][3]].append(key)
     keys = list(lib)
@@ -160,9 +160,12 @@ def overview(lib: Library, views: tuple[HeadView, ...], shown: Level, text: str 
         at = [v.at(level) for v in views if v.at(level) is not None]
         chars = [lv.program.chars for lv in at]
         tested = [lv.entry.test["iou"] for lv in at if "iou" in lv.entry.test]
-        groups = Counter(lv.program for lv in at)
-        shared = tuple((p, tuple(v.head for v in views if v.at(level) and v.at(level).program == p))
-                       for p, n in groups.most_common() if n > 1)
+        groups: dict[Program, list[Head]] = defaultdict(list)
+        for v in views:
+            if v.at(level) is not None:
+                groups[v.at(level).program].append(v.head)
+        shared = tuple((p, tuple(heads)) for p, heads in sorted(groups.items(), key=lambda g: -len(g[1]))
+                       if len(heads) > 1)
         summaries.append(LevelSummary(
             level, len(at), len(groups), len({lv.shape for lv in at}), statistics.median(chars),
             statistics.median(lv.program.size for lv in at), max(chars), statistics.fmean(tested) if tested else None,

@@ -258,8 +258,8 @@ def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split,
         polished = {}
         for atoms in dict.fromkeys(s.atoms for s in step_of.values()):
             members = [h for h, s in step_of.items() if s.atoms == atoms]
-            polished.update(short.fill(full_rows, members, atoms, vocab, settings,
-                                       start=[step_of[h].weights for h in members]))
+            polished.update(short.fill(full_rows, members, atoms, vocab, [step_of[h].weights for h in members],
+                                       settings))
         again = score_candidates(validation, {h: {0: chosen[h].program, 1: p} for h, p in polished.items()},
                                  jsd=False)
         for h, p in polished.items():

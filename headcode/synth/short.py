@@ -115,14 +115,12 @@ class _Design:
             x[..., len(self.atoms)] = _column(batch, atom)
         self.atoms.append(atom)
 
-    def refit(self, start, ce_steps: int | None = None, iou_steps: int | None = None):
-        """The members' weights [members, atoms], from `start`: cross-entropy, then soft IoU
-        (steps as the settings say, unless given)."""
+    def refit(self, start, ce_steps: int, iou_steps: int):
+        """The members' weights [members, atoms], from `start`: `ce_steps` of
+        cross-entropy, then `iou_steps` of soft IoU."""
         import torch
 
         s, width = self.settings, len(self.atoms)
-        ce_steps = s.ce_steps if ce_steps is None else ce_steps
-        iou_steps = s.iou_steps if iou_steps is None else iou_steps
         weights = start[:, :width].clone().requires_grad_()
         data = list(zip(self.columns, self.rows.prepared, self.targets))
         for count, lr, loss_fn in ((ce_steps, s.ce_lr, sf.ce_loss), (iou_steps, s.iou_lr, sf.iou_loss)):
@@ -243,7 +241,7 @@ def paths(rows: Rows, members: Sequence[Head], vocab: Sequence[str],
         if atom is None:
             break
         design.add(atom)
-        weights = design.refit(weights)
+        weights = design.refit(weights, settings.ce_steps, settings.iou_steps)
         for k, m in enumerate(members):
             w = weights[k, :len(design.atoms)].tolist()
             out[m].append(Step(tuple(design.atoms), tuple(w), to_program(design.atoms, w, vocab)))
@@ -274,17 +272,15 @@ def _index(atom: Atom, vocab: int) -> int:
 
 
 def fill(rows: Rows, members: Sequence[Head], atoms: Sequence[Atom], vocab: Sequence[str],
-         settings: ShortSettings = ShortSettings(), start: Sequence[Sequence[float]] | None = None,
-         ) -> dict[Head, dsl.Program]:
-    """Each member's program with the given atoms, its weights fitted from `start`
-    (per member, one weight per atom; zeros if not given) for `polish_steps` of each loss."""
+         start: Sequence[Sequence[float]], settings: ShortSettings = ShortSettings()) -> dict[Head, dsl.Program]:
+    """Each member's program with the given atoms, its weights fitted from `start` (per
+    member, one weight per atom: where its path ended) for `polish_steps` of each loss."""
     import torch
 
     design = _Design(rows, members, len(atoms), settings)
     for atom in atoms:
         design.add(atom)
-    first = torch.zeros(len(members), len(atoms)) if start is None else torch.tensor(start, dtype=torch.float32)
-    weights = design.refit(first, settings.polish_steps, settings.polish_steps)
+    weights = design.refit(torch.tensor(start, dtype=torch.float32), settings.polish_steps, settings.polish_steps)
     return {m: to_program(atoms, weights[k].tolist(), vocab) for k, m in enumerate(members)}
 
 

@@ -8,11 +8,14 @@ run or exceed memory, `headcode capture` writes the on-disk store instead.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from headcode.executor import LOCAL
 
 
 @dataclass
@@ -58,13 +61,27 @@ def gather(sequences: Iterable, limits: dict[str, int]) -> dict[str, Split]:
     return splits
 
 
-def record(loaded, split: Split, progress: bool = True, layers: int | None = None) -> Split:
+def record(loaded, split: Split, progress: bool = True, layers: int | None = None, executor=LOCAL,
+           shard: int = 4) -> Split:
     """Run the model on every sequence of `split` and keep its attention (with `layers`,
-    only the first `layers` layers are run and kept: `capture.record_attention`)."""
+    only the first `layers` layers are run and kept: `capture.record_attention`).
+
+    On a Ray executor, shards of `shard` sequences go to actors that each load the
+    model once (`loaded.name`, on the executor's device); the arrays come back through
+    the object store, in order."""
     from tqdm import tqdm
 
     from headcode.synth.capture import record_attention
 
+    if not executor.is_local:
+        from headcode.loaders.models import load_model
+        from headcode.synth.tasks import record_tables
+
+        shards = [split.tables[k:k + shard] for k in range(0, len(split), shard)]
+        parts = executor.map_with(functools.partial(load_model, loaded.name, executor.device.value), record_tables,
+                                  shards, layers, desc=f"capture {split.name}", progress=progress)
+        split.attention = [a for part in parts for a in part]
+        return split
     split.attention = [
         record_attention(loaded.model, table.ids, layers=layers)
         for table in tqdm(split.tables, desc=f"capture {split.name}", unit="seq", file=sys.stderr,

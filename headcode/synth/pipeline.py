@@ -49,8 +49,7 @@ def run(job: Job, progress: bool = True, executor=LOCAL):
     # Only the layers up to the last head asked for run: a head's attention depends only
     # on the layers before it, so `explain --heads L0.H6,L3.H6` costs 4 layers, not all.
     layers = None if heads is None else max(h.layer for h in heads) + 1
-    for split in splits.values():
-        data.record(loaded, split, progress=progress, layers=layers, executor=executor)
+    data.record_all(loaded, list(splits.values()), progress=progress, layers=layers, executor=executor)
     stages["capture"] = round(time.perf_counter() - start - stages["load"], 2)
     settings = explain.Settings(**{**job.settings.__dict__, "heads": heads})
     result = explain.explain(splits, loaded.n_layers, loaded.n_heads, settings, progress=progress, stages=stages,

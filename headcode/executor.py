@@ -154,8 +154,6 @@ class RayExecutor:
     is_local = False
 
     def __init__(self, spec: ExecutorSpec):
-        import torch
-
         try:
             import ray
         except ImportError:
@@ -172,12 +170,19 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
                 raise UserError(f"--executor {spec}: cannot reach {where}: {_first_line(err)}") from None
             self.started = True
-        self.threads, self.device = torch.get_num_threads(), spec.device
+        self.device = spec.device
         gpu = spec.device is Device.CUDA
         self.resources = {"num_cpus": 1, "num_gpus": 1 if gpu else 0}
         self.workers = max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
         self._task = ray.remote(_run).options(max_retries=RETRIES, **self.resources)
         self._actor = ray.remote(_Holder).options(max_restarts=RETRIES, max_task_retries=RETRIES, **self.resources)
+
+    @property
+    def threads(self) -> int:
+        """The driver's torch thread count now (loading a model may have lowered it)."""
+        import torch
+
+        return torch.get_num_threads()
 
     def put(self, value):
         return self.ray.put(value)

@@ -107,10 +107,9 @@ class Local:
                 bar.update(1)
         return out
 
-    def map_with(self, make: Callable, fn: Callable, items: Sequence, *shared, here=None, desc: str | None = None,
+    def map_with(self, make: Callable, fn: Callable, items: Sequence, *shared, desc: str | None = None,
                  progress: bool = False) -> list:
-        """`here`: the state already made in this process (a model the driver loaded)."""
-        state = make() if here is None else here
+        state = make()
         return self.map(lambda item, *rest: fn(state, item, *rest), items, *shared, desc=desc, progress=progress)
 
     def __enter__(self):
@@ -195,10 +194,10 @@ class RayExecutor:
         futures = [self._task.remote(self.threads, fn, item, *refs) for item in items]
         return self._gather(futures, desc, progress)
 
-    def map_with(self, make: Callable, fn: Callable, items: Sequence, *shared, here=None, desc: str | None = None,
+    def map_with(self, make: Callable, fn: Callable, items: Sequence, *shared, desc: str | None = None,
                  progress: bool = False) -> list:
-        """Items are dealt to the first free actor (`ray.util.ActorPool`); `here` is not
-        used: every actor makes its own state."""
+        """Items are dealt to the first free actor (`ray.util.ActorPool`); the actors
+        are killed at the end, which frees their CPUs (GPUs) for the tasks that follow."""
         from ray.util import ActorPool
 
         if not items:

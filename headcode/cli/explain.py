@@ -9,9 +9,10 @@ import sys
 
 import numpy as np
 
-from headcode.cli.options import (add_corpus, add_level, add_model, add_quiet, cut, non_negative, positive,
-                                  positive_seconds)
+from headcode.cli.options import (add_corpus, add_executor, add_level, add_model, add_quiet, cut, executor,
+                                  non_negative, positive, positive_seconds)
 from headcode.errors import UserError
+from headcode.executor import LOCAL
 
 
 def register(subparsers) -> None:
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
                    help="follow-up turns after a reply with no valid program (2)")
     p.add_argument("--out", required=True, metavar="LIB", help="the library directory to write")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    add_executor(p, "capture and the fits")
     add_quiet(p)
     p.set_defaults(func=cmd_explain)
 
@@ -56,6 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="score even if the model's fingerprint differs from the "
                                                         "library's")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_executor(p, "capture and scoring")
     add_quiet(p)
     p.set_defaults(func=cmd_score)
 
@@ -84,7 +87,8 @@ def cmd_explain(args) -> int:
     spec = cut(args, train=args.max_seqs, validation=args.validation_seqs, test=args.test_seqs)
     job = pipeline.Job(model=args.model, split=spec, heads_spec=args.heads,
                        settings=explain.Settings(proposer=explain.Proposer(args.proposer), llm=llm))
-    result, lib = pipeline.run(job, progress=not args.quiet)
+    with executor(args) as ex:
+        result, lib = pipeline.run(job, progress=not args.quiet, executor=ex)
     lib.save(args.out)
     report = explain_report(result, lib)
     if args.json:
@@ -115,9 +119,10 @@ def _attach(args, reads_corpus: bool = False):
 
 
 def cmd_score(args) -> int:
-    loaded, programs, base, about, origins = (_library_programs if args.program is None else _given_programs)(args)
-    split, where = _text(args, loaded, base, layers=max(layer for layer, _ in programs) + 1)
-    report = {**about, **score_report(split, programs, where, progress=not args.quiet)}
+    with executor(args) as ex:
+        loaded, programs, base, about, origins = (_library_programs if args.program is None else _given_programs)(args)
+        split, where = _text(args, loaded, base, layers=max(layer for layer, _ in programs) + 1, executor=ex)
+        report = {**about, **score_report(split, programs, where, progress=not args.quiet, executor=ex)}
     for h in report["heads"] if origins else ():
         h["origin"] = origins[h["layer"], h["head"]]
     if args.json:
@@ -180,7 +185,7 @@ def _given_programs(args):
             {key: g.origin for key, g in given.items()})
 
 
-def _text(args, loaded, base, layers: int | None = None):
+def _text(args, loaded, base, layers: int | None = None, executor=None):
     """(the captured Split to score, what it is): one split of the cut (`--split`; over
     `base`, a library's recorded cut, without `--corpus`), or every sequence of it; the
     model is run up to layer `layers` - 1 only (`data.record`)."""
@@ -205,18 +210,20 @@ def _text(args, loaded, base, layers: int | None = None):
     if not len(split):
         raise UserError(f"{spec.corpus}: no {'' if name == 'all' else name + ' '}sequences of at least 2 tokens "
                         "to score")
-    return data.record(loaded, split, progress=not args.quiet, layers=layers), where
+    return data.record(loaded, split, progress=not args.quiet, layers=layers, executor=executor or LOCAL), where
 
 
-def score_report(split, programs: dict, where: str, progress: bool = False) -> dict:
+def score_report(split, programs: dict, where: str, progress: bool = False, executor=None) -> dict:
     """Each head's program (a dict head -> dsl.Program) and the baselines `bos` and
-    `uniform` scored on a captured split, as `score` prints it (`--json`)."""
+    `uniform` scored on a captured split, as `score` prints it (`--json`); scored on
+    `executor` (default: in this process)."""
     from headcode import dsl
-    from headcode.synth.scoring import mean_of, score_candidates
+    from headcode.synth.scoring import mean_of
+    from headcode.synth.tasks import scored as scored_on
 
     baselines = {name: dsl.Program.of(name) for name in ("bos", "uniform")}
-    scored = score_candidates(split, {key: {"program": p, **baselines} for key, p in programs.items()},
-                              progress=progress)
+    scored = scored_on(executor or LOCAL, split, {key: {"program": p, **baselines} for key, p in programs.items()},
+                       progress=progress)
     mine = {key: s["program"] for key, s in scored.items()}
     return {
         "text": where,

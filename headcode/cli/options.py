@@ -92,3 +92,29 @@ def add_level(p: argparse.ArgumentParser, default: str) -> None:
 
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _executor(text: str):
+    from headcode.executor import parse_executor
+
+    try:
+        return parse_executor(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_executor(p: argparse.ArgumentParser, what: str) -> None:
+    """--executor and --device (`headcode.executor`); `executor(args)` reads them."""
+    p.add_argument("--executor", type=_executor, default="local", metavar="WHERE",
+                   help=f"where {what} runs: local (this process, the default), ray (a local Ray instance, started "
+                        "or joined) or ray:ADDRESS (a Ray cluster, e.g. ray:auto); needs pip install 'headcode[ray]'")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="with --executor ray: cuda gives each worker one GPU for the model (untested) (default: cpu)")
+
+
+def executor(args):
+    """The executor `--executor` and `--device` ask for (a context manager; Ray is
+    reached now, so a missing package or an unreachable cluster fails before slow work)."""
+    from headcode.executor import Device, start
+
+    return start(dataclasses.replace(args.executor, device=Device(args.device)))

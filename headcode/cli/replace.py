@@ -14,7 +14,7 @@ import itertools
 import json
 import sys
 
-from headcode.cli.options import add_corpus, add_level, add_quiet, cut, positive
+from headcode.cli.options import add_corpus, add_executor, add_level, add_quiet, cut, executor, positive
 from headcode.errors import UserError
 
 
@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="attach even if the model's fingerprint differs")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--png", metavar="OUT.png", help="write a plot of perplexity against the fraction replaced")
+    add_executor(p, "--measure-heads")
     add_quiet(p)
     p.set_defaults(func=cmd_replace)
 
@@ -80,10 +81,19 @@ def _qa_sets(text: str) -> list[str]:
 
 
 def cmd_replace(args) -> int:
+    from headcode.executor import Kind
+
+    if args.executor.kind is not Kind.LOCAL and not args.measure_heads:
+        raise UserError(f"--executor {args.executor} runs --measure-heads; give --measure-heads OUT.lib too")
+    with executor(args) as ex:
+        return _replace(args, ex)
+
+
+def _replace(args, ex) -> int:
     from headcode.library import Level, Library
     from headcode.loaders.corpora import SplitSpec, check_corpus
     from headcode.loaders.models import load_model
-    from headcode.replace import choose_heads, measure, qa
+    from headcode.replace import choose_heads, measure, qa, sharded
     from headcode.replace.attach import default_rank
 
     lib = Library.load(args.library)
@@ -115,8 +125,8 @@ def cmd_replace(args) -> int:
     say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
     if args.measure_heads:
         validation = _tables(loaded, spec, "validation")
-        effects = measure.head_effects(loaded.model, loaded.tokenizer, measured, validation, level=level,
-                                       batch_size=args.batch_size, force=args.force, progress=not args.quiet)
+        effects = sharded.head_effects(ex, loaded, measured, validation, level=level, batch_size=args.batch_size,
+                                       force=args.force, progress=not args.quiet)
         lib = measure.with_effects(lib, effects, level)
         lib.save(args.measure_heads)
         print(f"headcode: wrote {args.measure_heads}: validation kl and ppl_increase of {len(effects)} heads' "

@@ -89,6 +89,11 @@ class Program:
         shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         return f"Program({shown!r})"
 
+    def __reduce__(self):
+        # Sent to another process (Ray's serialization in transit) as its canonical
+        # text, read again there: a program enters a process only through the DSL.
+        return Program.of, (self.text,)
+
     def __copy__(self) -> Program:
         return self  # immutable
 

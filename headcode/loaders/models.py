@@ -168,8 +168,9 @@ def limit_threads() -> None:
         torch.set_num_threads(cores)
 
 
-def load_model(name: str) -> LoadedModel:
-    """The model called `name` (see the module docstring), ready for attention capture."""
+def load_model(name: str, device: str = "cpu") -> LoadedModel:
+    """The model called `name` (see the module docstring), ready for attention capture,
+    on `device` (`cuda` only for Ray workers given a GPU: untested here, no GPU)."""
     limit_threads()
     if name in REGISTRY:
         path = converted_path(REGISTRY[name])
@@ -187,6 +188,8 @@ def load_model(name: str) -> LoadedModel:
         raise UserError(f"{name}: no such model file or directory; use '{EMBEDDED}' or an existing local path")
     else:
         model, tokenizer = _load_from_hub(name)
+    if device != "cpu":
+        model.to(device)
     return LoadedModel(name, model, tokenizer, _starts_with_bos(tokenizer))
 
 

@@ -57,7 +57,8 @@ def record_attention(model, ids, dtype=np.float16, layers: int | None = None) ->
     numbers, since a layer's attention depends only on the layers before it."""
     import torch
 
-    batch = torch.from_numpy(np.array(ids, dtype=np.int64)).unsqueeze(0)  # a copy: table ids are read-only
+    # A copy (table ids are read-only), on the model's device (a GPU only on Ray workers given one).
+    batch = torch.from_numpy(np.array(ids, dtype=np.int64)).unsqueeze(0).to(model.device)
     with torch.no_grad(), _first_layers(model.base_model, layers):
         out = model.base_model(batch, output_attentions=True, use_cache=False)
     if not out.attentions or out.attentions[0] is None:

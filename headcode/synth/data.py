@@ -8,11 +8,14 @@ run or exceed memory, `headcode capture` writes the on-disk store instead.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from headcode.executor import LOCAL
 
 
 @dataclass
@@ -58,16 +61,38 @@ def gather(sequences: Iterable, limits: dict[str, int]) -> dict[str, Split]:
     return splits
 
 
-def record(loaded, split: Split, progress: bool = True, layers: int | None = None) -> Split:
+def record(loaded, split: Split, progress: bool = True, layers: int | None = None, executor=LOCAL) -> Split:
     """Run the model on every sequence of `split` and keep its attention (with `layers`,
     only the first `layers` layers are run and kept: `capture.record_attention`)."""
+    record_all(loaded, [split], progress, layers, executor)
+    return split
+
+
+def record_all(loaded, splits: Sequence[Split], progress: bool = True, layers: int | None = None, executor=LOCAL,
+               shard: int = 4) -> None:
+    """`record` of each split. On a Ray executor, shards of `shard` sequences of all
+    the splits go to one pool of actors that each load the model once (`loaded.name`,
+    on the executor's device); the arrays come back through the object store, in order."""
     from tqdm import tqdm
 
     from headcode.synth.capture import record_attention
 
-    split.attention = [
-        record_attention(loaded.model, table.ids, layers=layers)
-        for table in tqdm(split.tables, desc=f"capture {split.name}", unit="seq", file=sys.stderr,
-                          disable=not progress)
-    ]
-    return split
+    if executor.is_local:
+        for split in splits:
+            split.attention = [
+                record_attention(loaded.model, table.ids, layers=layers)
+                for table in tqdm(split.tables, desc=f"capture {split.name}", unit="seq", file=sys.stderr,
+                                  disable=not progress)
+            ]
+        return
+    from headcode.loaders.models import load_model
+    from headcode.synth.tasks import record_tables
+
+    owners = [split for split in splits for _ in range(0, len(split), shard)]
+    shards = [split.tables[k:k + shard] for split in splits for k in range(0, len(split), shard)]
+    parts = executor.map_with(functools.partial(load_model, loaded.name, executor.device.value), record_tables,
+                              shards, layers, desc="capture", progress=progress)
+    for split in splits:
+        split.attention = []
+    for split, part in zip(owners, parts):
+        split.attention.extend(part)

@@ -15,13 +15,17 @@ Honest evaluation, stage by stage (the splits are captured before; `pipeline` do
   3. score    both levels and the baselines (bos, uniform, best single named
               pattern, greedy mixture) on the test split, never seen before.
 `Explanation.stages` records the seconds each stage took.
+
+The loops that dominate the time (the score-form fit per layer, the short search per
+group of heads, its refit per shape, scoring) run on an executor (`headcode.executor`,
+`synth.tasks`): in this process by default, or as Ray tasks; the pattern search and
+the extension stay here (a few percent of the time).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,14 +34,14 @@ import numpy as np
 
 from headcode.dsl import DslError, Program
 from headcode.dsl.shape import shape_id
+from headcode.executor import LOCAL
 from headcode.heads import Head, as_head
 from headcode.library import Level
 from headcode.library.dedup import coinciding
 from headcode.metrics import Scores
-from headcode.synth import scoreform, shapes, short
+from headcode.synth import scoreform, shapes, short, tasks
 from headcode.synth.data import Split
 from headcode.synth.patterns import named_patterns
-from headcode.synth.scoring import score_candidates
 from headcode.synth.search import Sample, extend, search
 
 # Short programs whose matrices differ by at most this much (absolute, at every
@@ -128,8 +132,9 @@ class _Clock:
 
 
 def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, settings: Settings = Settings(),
-            progress: bool = True, stages: dict[str, float] | None = None) -> Explanation:
-    """Explain heads from captured splits "train", "validation" and "test"."""
+            progress: bool = True, stages: dict[str, float] | None = None, executor=LOCAL) -> Explanation:
+    """Explain heads from captured splits "train", "validation" and "test"; the
+    heavy loops run on `executor` (`headcode.executor`)."""
     train, validation, test = splits["train"], splits["validation"], splits["test"]
     for split in (train, validation, test):
         if not len(split):
@@ -150,7 +155,7 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
     vocab = scoreform.vocabulary(train.tables)
     # Every training sequence's term values, computed once for both fits (score form, short).
     feats = [scoreform.features(t, vocab) for t in train.tables]
-    fitted = _score_form(train, feats, vocab, wanted, heads_per_layer, settings.fit, notes, progress)
+    fitted = _score_form(train, feats, vocab, wanted, heads_per_layer, settings.fit, notes, progress, executor)
     for head, program in fitted.items():
         full[head].append(Candidate(Source.SCORE, program))
     clock.lap("score_form")
@@ -173,20 +178,21 @@ def explain(splits: dict[str, Split], layers: int, heads_per_layer: int, setting
     fixed = {h: [Candidate(Source.NAMED, Program.of("bos")), Candidate(Source.NAMED, Program.of("uniform")),
                  Candidate(Source.BEST_SINGLE, single[h]), Candidate(Source.GREEDY_MIXTURE, mixture[h]),
                  *(c for c in full[h] if c.source is Source.LLM)] for h in wanted}
-    short_level = _short(train, feats, validation, vocab, wanted, heads_per_layer, settings.short, fixed, progress, clock,
-                         notes)
-    full_scores = score_candidates(validation, {h: {c: c.program for c in full[h]} for h in wanted},
-                                   progress, "select on validation", jsd=False)
+    on = executor.put(validation)  # scored four times: put into Ray's object store once
+    short_level = _short(train, feats, validation, on, vocab, wanted, heads_per_layer, settings.short, fixed, progress,
+                         clock, notes, executor)
+    full_scores = tasks.scored(executor, on, {h: {c: c.program for c in full[h]} for h in wanted},
+                               progress, "select on validation", jsd=False)
     chosen = {Level.FULL: {h: _best(full_scores[h]) for h in wanted}, Level.SHORT: short_level}
     # Every figure of the chosen programs (selection read IoU alone).
-    on_validation = score_candidates(validation, {h: {level: chosen[level][h].program for level in Level}
-                                                  for h in wanted})
+    on_validation = tasks.scored(executor, on, {h: {level: chosen[level][h].program for level in Level}
+                                                for h in wanted})
     clock.lap("select")
 
     baselines = {h: {"bos": Program.of("bos"), "uniform": Program.of("uniform"), "best_single": single[h],
                      "greedy_mixture": mixture[h]} for h in wanted}
-    on_test = score_candidates(test, {h: {**{level: chosen[level][h].program for level in Level}, **baselines[h]}
-                                      for h in wanted}, progress, "score on test")
+    on_test = tasks.scored(executor, test, {h: {**{level: chosen[level][h].program for level in Level},
+                                                **baselines[h]} for h in wanted}, progress, "score on test")
     clock.lap("test")
 
     results = []
@@ -204,15 +210,14 @@ def _best(scored: dict[Candidate, Scores]) -> Candidate:
 
 def _score_form(train: Split, feats: Sequence[scoreform.Features], vocab: Sequence[str], wanted: Sequence[Head],
                 heads_per_layer: int, fit: scoreform.FitSettings, notes: list[str],
-                progress: bool) -> dict[Head, Program]:
-    from tqdm import tqdm
-
+                progress: bool, executor) -> dict[Head, Program]:
     prepared = scoreform.batches(feats, len(vocab), fit.batch)
     out: dict[Head, Program] = {}
     heads = set(wanted)
-    for layer in tqdm(sorted({h.layer for h in wanted}), desc="fit score form", unit="layer", file=sys.stderr,
-                      disable=not progress):
-        params = scoreform.fit_layer(prepared, lambda k: train.attention[k], layer, heads_per_layer, len(vocab), fit)
+    layers = sorted({h.layer for h in wanted})
+    fitted = executor.map(tasks.fit_layer, tasks.layer_items(train, layers), prepared, heads_per_layer, len(vocab),
+                          fit, desc="fit score form", progress=progress)
+    for layer, params in zip(layers, fitted):
         for h, p in enumerate(params):
             if Head(layer, h) in heads:
                 try:
@@ -222,13 +227,13 @@ def _score_form(train: Split, feats: Sequence[scoreform.Features], vocab: Sequen
     return out
 
 
-def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split, vocab: Sequence[str],
+def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split, on, vocab: Sequence[str],
            wanted: Sequence[Head], heads_per_layer: int, settings: short.ShortSettings,
-           fixed: dict[Head, list[Candidate]], progress: bool, clock: _Clock, notes: list[str]) -> dict[Head, Candidate]:
+           fixed: dict[Head, list[Candidate]], progress: bool, clock: _Clock, notes: list[str],
+           executor) -> dict[Head, Candidate]:
     """Each head's short program (see the module docstring, step 2): among `fixed`
-    (named patterns, the search's, the LLM's) and the grown softmaxes."""
-    from tqdm import tqdm
-
+    (named patterns, the search's, the LLM's) and the grown softmaxes. `on` is the
+    validation split as `executor.put` shares it."""
     def rows_of(count: int) -> short.Rows:
         return short.Rows(scoreform.batches(feats[:count], len(vocab), settings.batch), lambda k: train.attention[k],
                           wanted, heads_per_layer)
@@ -236,15 +241,17 @@ def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split,
     rows = rows_of(settings.sequences)
     groups = short.groups(rows, wanted, settings)
     steps: dict[Head, list[short.Step]] = {}
-    for members in tqdm(groups, desc="grow short programs", unit="group", file=sys.stderr, disable=not progress):
-        steps.update(short.paths(rows, members, vocab, settings))
+    for grown in executor.map(tasks.grow, [(members, tasks.targets_of(rows, members)) for members in groups],
+                              tasks.without_targets(rows), vocab, settings, desc="grow short programs",
+                              progress=progress):
+        steps.update(grown)
     clock.lap("short")
 
     candidates = {}
     for h in wanted:
         options = [*fixed[h], *(Candidate(Source.SHORT, s.program) for s in steps.get(h, []))]
         candidates[h] = {c: c.program for c in dict.fromkeys(options)}
-    scored = score_candidates(validation, candidates, progress, "short: validation", jsd=False)
+    scored = tasks.scored(executor, on, candidates, progress, "short: validation", jsd=False)
     picked = shapes.choose(candidates, scored)
     chosen = {h: picked[h] for h in wanted}
 
@@ -256,12 +263,14 @@ def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split,
     if step_of:
         full_rows = rows_of(len(train))
         polished = {}
+        items = []
         for atoms in dict.fromkeys(s.atoms for s in step_of.values()):
             members = [h for h, s in step_of.items() if s.atoms == atoms]
-            polished.update(short.fill(full_rows, members, atoms, vocab, [step_of[h].weights for h in members],
-                                       settings))
-        again = score_candidates(validation, {h: {0: chosen[h].program, 1: p} for h, p in polished.items()},
-                                 jsd=False)
+            items.append((members, atoms, [step_of[h].weights for h in members], tasks.targets_of(full_rows, members)))
+        for filled in executor.map(tasks.polish, items, tasks.without_targets(full_rows), vocab, settings):
+            polished.update(filled)
+        again = tasks.scored(executor, on, {h: {0: chosen[h].program, 1: p} for h, p in polished.items()},
+                             jsd=False)
         for h, p in polished.items():
             if shape_id(p) == shape_id(chosen[h].program) and again[h][1].iou >= again[h][0].iou:
                 chosen[h] = Candidate(Source.SHORT, p)

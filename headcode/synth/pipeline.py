@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from headcode.errors import UserError
+from headcode.executor import LOCAL
 from headcode.heads import parse_heads
 from headcode.loaders.corpora import SplitSpec
 from headcode.synth import data, explain, publish
@@ -25,13 +26,16 @@ class Job:
     settings: explain.Settings = explain.Settings()
 
 
-def run(job: Job, progress: bool = True):
-    """(Explanation, Library) for `job`; `Explanation.stages` has the time of each stage."""
+def run(job: Job, progress: bool = True, executor=LOCAL):
+    """(Explanation, Library) for `job`; `Explanation.stages` has the time of each stage.
+    Capture and the heavy fits run on `executor` (`headcode.executor`); the library is
+    the same bytes wherever they run."""
     from headcode.library import identity_of
     from headcode.loaders.corpora import check_corpus
     from headcode.loaders.models import load_model
 
     check_corpus(job.split.corpus)  # a missing file is refused before the slow model load
+    created = publish.now()  # so is a bad $SOURCE_DATE_EPOCH
     stages: dict[str, float] = {}
     start = time.perf_counter()
     loaded = load_model(job.model)
@@ -45,14 +49,14 @@ def run(job: Job, progress: bool = True):
     # Only the layers up to the last head asked for run: a head's attention depends only
     # on the layers before it, so `explain --heads L0.H6,L3.H6` costs 4 layers, not all.
     layers = None if heads is None else max(h.layer for h in heads) + 1
-    for split in splits.values():
-        data.record(loaded, split, progress=progress, layers=layers)
+    data.record_all(loaded, list(splits.values()), progress=progress, layers=layers, executor=executor)
     stages["capture"] = round(time.perf_counter() - start - stages["load"], 2)
     settings = explain.Settings(**{**job.settings.__dict__, "heads": heads})
-    result = explain.explain(splits, loaded.n_layers, loaded.n_heads, settings, progress=progress, stages=stages)
+    result = explain.explain(splits, loaded.n_layers, loaded.n_heads, settings, progress=progress, stages=stages,
+                             executor=executor)
     record = job.split.record({name: len(s) for name, s in splits.items()},
                               {name: s.tokens for name, s in splits.items()})
-    library = publish.to_library(result, identity_of(job.model, loaded.model, loaded.tokenizer), record)
+    library = publish.to_library(result, identity_of(job.model, loaded.model, loaded.tokenizer), record, created)
     stages["total"] = round(time.perf_counter() - start, 2)
     return result, library
 

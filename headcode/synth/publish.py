@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
+
+from headcode.errors import UserError
 
 from headcode.library import HeadEntry, LevelEntry, Library, ModelIdentity
 from headcode.metrics import Scores
@@ -19,8 +22,17 @@ def rounded(scores: Scores | Mapping[str, float]) -> dict[str, float]:
 
 
 def now() -> str:
-    """The current time as a library's `created`: UTC, whole seconds, `Z`."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """The current time as a library's `created`: UTC, whole seconds, `Z`; or the time
+    $SOURCE_DATE_EPOCH says (seconds since 1970, the reproducible-builds convention),
+    so that the same job writes the same bytes twice, in process or on Ray."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        if not epoch.isdigit():
+            raise UserError(f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970, not {epoch[:40]!r}")
+        moment = datetime.fromtimestamp(int(epoch), timezone.utc)
+    else:
+        moment = datetime.now(timezone.utc)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def to_library(explanation: Explanation, model: ModelIdentity, split: Mapping, created: str | None = None,

@@ -25,6 +25,7 @@ is validated against the exact KL on the embedded model by `benchmarks/effects.p
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Sequence
 
@@ -40,9 +41,18 @@ from headcode.replace.attach import (
 )
 from headcode.replace.batch import encode
 
+SAMPLES = 8  # sampled backward passes per batch (benchmarks/effects.py validates the estimate at it)
+
+
+class Method(enum.Enum):
+    """How `replace --measure-heads` finds each head's cost."""
+
+    ESTIMATE = "estimate"  # this module: every head at once, recorded as kl_estimate
+    EXACT = "exact"  # measure.head_effects: each head run alone, recorded as kl and ppl_increase
+
 
 def head_effects_estimate(model, tokenizer, library, tables: Sequence[TokenTable], *, level: Level = Level.FULL,
-                          samples: int = 8, seed: int = 0, batch_size: int = 8, force: bool = False,
+                          samples: int = SAMPLES, seed: int = 0, batch_size: int = 8, force: bool = False,
                           heads: Sequence[Head] | None = None, matrices_fn: MatricesFn | None = None,
                           progress: bool = False) -> dict[Head, dict[str, float]]:
     """{"kl_estimate": estimated mean KL(clean || head replaced) in nats per predicted

@@ -102,6 +102,12 @@ def test_device_cuda_needs_ray(tmp_path, capsys):
     assert "--device cuda needs --executor ray" in _one_line_error(capsys)
 
 
+def test_the_estimate_is_not_sharded_on_ray(tmp_path, capsys):
+    assert main(["replace", "--library", str(tmp_path / "x.lib"), "--measure-heads", str(tmp_path / "o.lib"),
+                 "--executor", "ray"]) == 2
+    assert "add --effects exact" in _one_line_error(capsys)
+
+
 def test_replace_on_ray_is_for_measure_heads(tmp_path, capsys):
     assert main(["replace", "--library", str(tmp_path / "none.lib"), "--executor", "ray"]) == 2
     assert "give --measure-heads OUT.lib too" in _one_line_error(capsys)
@@ -231,6 +237,7 @@ def test_score_and_measure_heads_on_ray_match_in_process(local_ray, in_process, 
 
     measure = ["replace", "--library", str(in_process), "--validation-seqs", "4", "--max-seqs", "2",
                "--fractions", "0", "--qa", "none", "--quiet", "--json"]
+    measure.extend(["--effects", "exact"])  # what Ray shards (the estimate runs in one process)
     assert main([*measure, "--measure-heads", str(tmp_path / "here.lib")]) == 0
     assert main([*measure, "--measure-heads", str(tmp_path / "ray.lib"), "--executor", "ray"]) == 0
     assert _files(tmp_path / "ray.lib") == _files(tmp_path / "here.lib")

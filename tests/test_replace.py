@@ -419,7 +419,7 @@ def test_replace_command(tiny, tmp_path, capsys):
                  "--validation-seqs", "2", "--quiet"]) == 0
     before, after = Library.load(tmp_path / "tiny.lib"), Library.load(measured)
     changed = [key for key in before if before[key] != after[key]]
-    assert changed == [(0, 1)] and "kl" in after[0, 1][Level.FULL].validation
+    assert changed == [(0, 1)] and "kl_estimate" in after[0, 1][Level.FULL].validation  # the default
 
 
 # --- the embedded model (slow) ----------------------------------------------------------
@@ -574,7 +574,8 @@ def test_heads_ranked_by_measured_effect(tiny, tmp_path, capsys):
     lib.save(tmp_path / "tiny.lib")
     out = tmp_path / "measured.lib"
     args = ["replace", "--library", str(tmp_path / "tiny.lib"), "--max-len", "48", "--max-seqs", "4",
-            "--validation-seqs", "3", "--fractions", "0.5", "--qa", "none", "--measure-heads", str(out), "--json"]
+            "--validation-seqs", "3", "--fractions", "0.5", "--qa", "none", "--measure-heads", str(out), "--json",
+            "--effects", "exact"]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["rank_by"] == "kl"

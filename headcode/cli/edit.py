@@ -5,8 +5,8 @@ The splits are cut again from the library's `split` record (`synth.pipeline.
 recorded_splits`, refused if the cut no longer gives the recorded sequences), only
 those two are captured (the model run up to the head's layer), and the program is
 scored with the code `explain` scores with (`synth.scoring`), so the figures recorded
-(`iou`, `iou_all_rows`, `jsd` on each split) are comparable with every other head's. The level's `kl` and `ppl_increase`
-(measured by `replace --measure-heads` for the old program) are dropped, not
+(`iou`, `iou_all_rows`, `jsd` on each split) are comparable with every other head's. The level's `kl`, `kl_estimate` and
+`ppl_increase` (from `replace --measure-heads` for the old program) are dropped, not
 recomputed. The head's baselines are kept (they were measured on the same test split);
 a head the library did not explain gets `bos` and `uniform`. The version is bumped,
 `created` set to now, and the diff printed as `library diff` prints it.
@@ -42,7 +42,7 @@ def cmd_edit(args) -> int:
     from headcode.cli.library import print_diff
     from headcode.cli.program_option import resolve
     from headcode.heads import outside, parse_heads
-    from headcode.library import Level, Library, bump_version, identity_of
+    from headcode.library import EFFECTS, Level, Library, bump_version, identity_of
     from headcode.library.format import created_key
     from headcode.loaders.corpora import check_corpus
     from headcode.loaders.models import load_model
@@ -76,7 +76,7 @@ def cmd_edit(args) -> int:
     edited = edited.replace(version=bump_version(lib.version, args.bump),
                             created=max(publish.now(), lib.created, key=created_key))
     edited.save(args.out)
-    dropped = sorted({"kl", "ppl_increase"} & set(old.validation)) if old else []
+    dropped = sorted(set(EFFECTS) & set(old.validation)) if old else []
     if dropped:
         print(f"headcode: note: {head} {level.value}: validation {' and '.join(dropped)} measured the old program, "
               "so they are dropped; `headcode replace --measure-heads` measures them again", file=sys.stderr)

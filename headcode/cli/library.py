@@ -107,7 +107,7 @@ def cmd_inspect(args) -> int:
         for level, e in h.levels.items():  # short first: the one people read
             program = lib.programs[e.program]
             scores = " ".join(f"{split[0]}.{k}={v:.3f}" for split in ("validation", "test")
-                              for k, v in getattr(e, split).items() if k in ("iou", "kl"))
+                              for k, v in getattr(e, split).items() if k in ("iou", "kl", "kl_estimate"))
             shown = program.text if len(program.text) <= 200 or args.full else program.text[:197] + "..."
             print(f"  {level.value:<5} {family(program).value}: {describe(program)}")
             print(f"        {shown}")

@@ -4,8 +4,9 @@ measure perplexity (and multiple-choice QA accuracy) at each fraction.
 The evaluation text is the corpus's *test* split under the library's recorded split
 seed: the programs were fitted on the training split and chosen on validation, so
 no figure here comes from text the library has seen. Heads are chosen by a
-validation figure the library records (IoU by default; `--measure-heads` measures
-each head's perplexity increase on the validation split and ranks by that).
+validation figure the library records (IoU by default; `--measure-heads` estimates
+or measures what replacing each head alone costs on the validation split and ranks
+by that).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from headcode.errors import UserError
 
 
 def register(subparsers) -> None:
+    from headcode.replace.estimate import Method
+
     p = subparsers.add_parser("replace", help="replace heads by their programs; perplexity and QA per fraction")
     p.add_argument("--library", required=True, metavar="LIB")
     p.add_argument("--model", metavar="M", help="registered name, local path or hub name (default: the library's model)")
@@ -31,19 +34,23 @@ def register(subparsers) -> None:
                    help="question sets: builtin (the default), arc-easy, piqa, sciq, or none")
     p.add_argument("--qa-limit", type=positive, default=200, metavar="N", help="questions per public set (200)")
     p.add_argument("--rank-by", metavar="FIGURE",
-                   help="the library's validation figure that ranks heads: kl or ppl_increase (lower first; the "
-                        "default when the library records them, kl first), iou (the default otherwise), jsd, "
+                   help="the library's validation figure that ranks heads: kl, kl_estimate or ppl_increase (lower "
+                        "first; the default when the library records them, in that order), iou (the default otherwise), jsd, "
                         "or any other it records")
     p.add_argument("--measure-heads", metavar="OUT.lib",
-                   help="first measure what replacing each head alone costs on the validation split (KL of "
-                        "the predictions and perplexity increase), write the library with them as validation kl "
-                        "and ppl_increase to OUT.lib, and rank by kl")
+                   help="first find what replacing each head alone costs on the validation split (the KL of "
+                        "the predictions), write the library with it to OUT.lib, and rank by it")
+    p.add_argument("--effects", choices=[m.value for m in Method], default=Method.ESTIMATE.value,
+                   help="with --measure-heads: estimate (the default) records kl_estimate, a second-order "
+                        "estimate of every head at once (one forward and --samples backward passes); exact "
+                        "records kl and ppl_increase, each head run alone (about half a forward per head)")
+    p.add_argument("--samples", type=positive, metavar="S",
+                   help="with --effects estimate: sampled backward passes per batch (default 8)")
     p.add_argument("--heads", metavar="L0.H1,...",
                    help="with --measure-heads: measure only these heads (the others keep what the library "
                         "records), e.g. after `headcode library edit`")
-    p.add_argument("--validation-seqs", type=positive, default=16, metavar="N",
-                   help="validation sequences for --measure-heads (16; each head costs about half a forward "
-                        "of them: 27 minutes for SmolLM2's 270 heads on 16 windows of 128 tokens)")
+    p.add_argument("--validation-seqs", type=positive, default=32, metavar="N",
+                   help="validation sequences for --measure-heads, at most (32)")
     p.add_argument("--batch-size", type=positive, default=8, metavar="B", help="sequences per forward (8)")
     p.add_argument("--force", action="store_true", help="attach even if the model's fingerprint differs")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -85,6 +92,11 @@ def cmd_replace(args) -> int:
 
     if args.executor.kind is not Kind.LOCAL and not args.measure_heads:
         raise UserError(f"--executor {args.executor} runs --measure-heads; give --measure-heads OUT.lib too")
+    if args.executor.kind is not Kind.LOCAL and args.effects != "exact":
+        # The estimate's cost does not grow with the heads (one forward, a few backward
+        # passes): there is nothing to shard, so asking for Ray is a mistake to say.
+        raise UserError(f"--executor {args.executor} shards the exact measurement of --measure-heads; add "
+                        "--effects exact (the estimate, the default, runs in this process)")
     with executor(args) as ex:
         return _replace(args, ex)
 
@@ -93,8 +105,9 @@ def _replace(args, ex) -> int:
     from headcode.library import Level, Library
     from headcode.loaders.corpora import SplitSpec, check_corpus
     from headcode.loaders.models import load_model
-    from headcode.replace import choose_heads, measure, qa, sharded
+    from headcode.replace import choose_heads, estimate, measure, qa, sharded
     from headcode.replace.attach import default_rank
+    from headcode.replace.estimate import SAMPLES, Method
 
     lib = Library.load(args.library)
     level = Level(args.level)
@@ -109,6 +122,9 @@ def _replace(args, ex) -> int:
         _check_png(args.png)
     if args.heads is not None and not args.measure_heads:
         raise UserError("--heads chooses the heads --measure-heads measures; give --measure-heads OUT.lib too")
+    method = Method(args.effects)
+    if method is not Method.ESTIMATE and args.samples is not None:
+        raise UserError("--samples is for --effects estimate")
     measured = lib
     if args.measure_heads:
         Library.check_target(args.measure_heads)
@@ -125,11 +141,17 @@ def _replace(args, ex) -> int:
     say = None if args.quiet or args.json else (lambda text: print(text, file=sys.stderr))
     if args.measure_heads:
         validation = _tables(loaded, spec, "validation")
-        effects = sharded.head_effects(ex, loaded, measured, validation, level=level, batch_size=args.batch_size,
-                                       force=args.force, progress=not args.quiet)
+        if method is Method.ESTIMATE:
+            effects = estimate.head_effects_estimate(
+                loaded.model, loaded.tokenizer, measured, validation, level=level, samples=args.samples or SAMPLES,
+                batch_size=args.batch_size, force=args.force, progress=not args.quiet)
+        else:
+            effects = sharded.head_effects(ex, loaded, measured, validation, level=level, batch_size=args.batch_size,
+                                           force=args.force, progress=not args.quiet)
         lib = measure.with_effects(lib, effects, level)
         lib.save(args.measure_heads)
-        print(f"headcode: wrote {args.measure_heads}: validation kl and ppl_increase of {len(effects)} heads' "
+        figures = " and ".join(sorted({k for e in effects.values() for k in e}))
+        print(f"headcode: wrote {args.measure_heads}: validation {figures} of {len(effects)} heads' "
               f"{level.value} programs on {len(validation)} validation sequences", file=sys.stderr)
     sets, skipped = {}, {}
     for name in args.qa:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from headcode.library.bundled import available, bundled
 from headcode.library.dedup import dedup
-from headcode.library.entries import BASELINES, FIGURES, Better, HeadEntry, Level, LevelEntry
+from headcode.library.entries import BASELINES, EFFECTS, FIGURES, Better, HeadEntry, Level, LevelEntry
 from headcode.library.errors import LibraryError, MergeConflict
 from headcode.library.format import FORMAT_VERSION, bump_version
 from headcode.library.identity import ModelIdentity, fingerprint, identity_of
@@ -27,7 +27,7 @@ from headcode.library.library import Library
 from headcode.library.ops import LibraryDiff, diff, merge
 
 __all__ = [
-    "BASELINES", "FIGURES", "FORMAT_VERSION", "Better", "HeadEntry", "Level", "LevelEntry", "Library", "LibraryDiff", "LibraryError", "MergeConflict", "ModelIdentity",
+    "BASELINES", "EFFECTS", "FIGURES", "FORMAT_VERSION", "Better", "HeadEntry", "Level", "LevelEntry", "Library", "LibraryDiff", "LibraryError", "MergeConflict", "ModelIdentity",
     "available", "bump_version", "bundled", "dedup", "diff", "fingerprint", "identity_of", "merge", "verify",
 ]
 

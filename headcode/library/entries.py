@@ -45,8 +45,13 @@ FIGURES: Mapping[str, Better] = MappingProxyType({
     "iou_all_rows": Better.HIGHER,  # the same over rows 0..n-1 (the paper's figure)
     "jsd": Better.LOWER,  # mean row Jensen-Shannon divergence, bits
     "kl": Better.LOWER,  # KL(clean || head replaced) of the model's predictions, nats per token
+    "kl_estimate": Better.LOWER,  # the same KL estimated to second order, not measured (replace.estimate)
     "ppl_increase": Better.LOWER,  # perplexity ratio - 1 with the head replaced alone
 })
+
+# The figures of what replacing a head alone costs the model (`replace --measure-heads`):
+# they belong to the program they were measured with and go stale when it changes.
+EFFECTS = ("kl", "kl_estimate", "ppl_increase")
 
 # The baseline programs every head is compared with (their test IoU is recorded).
 BASELINES = ("bos", "uniform", "best_single", "greedy_mixture")

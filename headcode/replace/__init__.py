@@ -6,8 +6,9 @@
 
 Modules: `attention` (the function registered with transformers as "headcode"),
 `attach` (choosing heads, the `Handle`), `tables` (token tables for batch rows),
-`batch` (padded batches and forwards), `measure` (perplexity and QA), `qa` (the
-question sets). See docs/replace.md.
+`batch` (padded batches and forwards), `measure` (perplexity and QA, and each
+head's cost measured alone), `estimate` (that cost estimated for every head at
+once), `qa` (the question sets). See docs/replace.md.
 """
 
 from headcode.replace.attach import Handle, attach, attention_modules, choose_heads

@@ -123,10 +123,11 @@ def choose_heads(library, total: int, heads: Iterable[Head] | None = None, fract
 
 
 def default_rank(library, level: Level = Level.FULL) -> str:
-    """The measured cost of replacing each head alone where the library records it
-    (`kl`, else `ppl_increase`; see `measure.head_effects`): IoU is a poor guide to
-    what a head's program costs the model. Else validation IoU."""
-    for figure in ("kl", "ppl_increase"):
+    """The cost of replacing each head alone where the library records it: `kl`
+    measured (`measure.head_effects`), else `kl_estimate` (`estimate.head_effects_estimate`),
+    else `ppl_increase`; IoU is a poor guide to what a head's program costs the model.
+    Else validation IoU."""
+    for figure in ("kl", "kl_estimate", "ppl_increase"):
         if any(level in h.levels and figure in h[level].validation for h in library.values()):
             return figure
     return "iou"

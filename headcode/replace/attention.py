@@ -14,7 +14,9 @@ keys it allows (`Handle._substitute`).
 
 Which heads, and their matrices, come from the `Handle` attached to the model: the
 module -> (handle, layer) map below is the only state, and a module that is not in
-it (never attached, or detached) gets plain eager attention.
+it (never attached, or detached) gets plain eager attention. `OBSERVED` is the
+same kind of map for observers (headcode.replace.estimate): each sees a layer's
+probabilities and values and may add to the heads' outputs (a gradient probe).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ NAME = "headcode"
 
 # attention module -> (handle, layer); weak, so a dropped model leaves nothing behind.
 ATTACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# attention module -> (observer, layer); observer(layer, weights, value, mask, output) -> output,
+# where output is the per-head value product [b, heads, n, d] before the heads are concatenated.
+OBSERVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def repeat_kv(states: torch.Tensor, groups: int) -> torch.Tensor:
@@ -59,8 +64,12 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
         handle, layer = entry
         weights = handle._substitute(layer, weights, mask)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
-    return output, weights
+    output = torch.matmul(weights, value)
+    seen = OBSERVED.get(module)
+    if seen is not None:
+        observer, layer = seen
+        output = observer(layer, weights, value, mask, output)
+    return output.transpose(1, 2).contiguous(), weights
 
 
 def register() -> None:

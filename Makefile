@@ -45,7 +45,7 @@ bench-explain: install
 # fit every head (both levels of detail), then record what replacing each head
 # alone costs on the validation split, per level (validation kl_estimate, the second-order
 # estimate of every head at once, on up to 32 validation sequences; `--effects exact`
-# measures kl and ppl_increase head by head instead, about 30 times slower), which
+# measures kl and ppl_increase head by head instead, about 12 times slower: benchmarks/effects.py), which
 # ranks heads for `attach(fraction=...)`.
 # `make library-gemma3-270m` remakes one of them.
 BUNDLED_MODELS := smollm2-135m gemma3-270m

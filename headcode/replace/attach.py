@@ -69,7 +69,7 @@ def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: f
         raise UserError(f"level must be a headcode.library.Level (short or full), not {level!r:.40}")
     warnings: list[str] = []
     if library is not None:
-        warnings = _check_model(library, model, tokenizer, force)
+        warnings = check_model(library, model, tokenizer, force)
     elif matrices_fn is None:
         raise UserError("attach needs a library (or matrices_fn)")
     chosen = choose_heads(library, n_layers * n_heads, heads, fraction, rank_by, level)
@@ -84,7 +84,7 @@ def attach(model, library=None, heads: Iterable[Head] | None = None, fraction: f
         raise UserError("this model already has heads replaced; detach that handle first")
     trusted = matrices_fn is None  # compiled programs are causal by construction
     if trusted:
-        matrices_fn = _programs_fn(library, sorted(chosen), level)
+        matrices_fn = programs_fn(library, sorted(chosen), level)
     return Handle(model, modules, chosen, matrices_fn, tokenizer, warnings, check_causal=not trusted)
 
 
@@ -164,7 +164,8 @@ def _own_tokenizer(model):
         return None
 
 
-def _check_model(library, model, tokenizer, force: bool) -> list[str]:
+def check_model(library, model, tokenizer, force: bool) -> list[str]:
+    """The library's warnings about `model` (refused unless `force` when it is another model)."""
     from headcode.library import ModelIdentity, identity_of
 
     if tokenizer is not None:
@@ -180,7 +181,8 @@ class _NoVocab:
         return {}
 
 
-def _programs_fn(library, heads: list[Head], level: Level) -> MatricesFn:
+def programs_fn(library, heads: list[Head], level: Level) -> MatricesFn:
+    """The matrices of the `level` programs of `heads` on a token table, compiled once."""
     from headcode.compiler import ProgramBatch
 
     batch = ProgramBatch([library.program_of(*key, level) for key in heads])
@@ -216,7 +218,7 @@ class Handle:
         self._cache = None  # this forward's ((batch, n, dtype, device), matrices, real rows)
         self._modules = [modules[layer] for layer in self._by_layer]
         self._previous = model.config._attn_implementation
-        _set_implementation(model, attn.NAME)
+        set_implementation(model, attn.NAME)
         base = getattr(model, "base_model", model)
         self._hook = base.register_forward_pre_hook(self._before_forward, with_kwargs=True)
         for layer in self._by_layer:
@@ -232,7 +234,7 @@ class Handle:
         for module in self._modules:
             attn.ATTACHED.pop(module, None)
         self._hook.remove()
-        _set_implementation(self.model, self._previous)
+        set_implementation(self.model, self._previous)
         self._cache = None
         self.attached = False
 
@@ -354,7 +356,8 @@ def within_mask(programs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(outside, restricted, programs)
 
 
-def _set_implementation(model, name: str) -> None:
+def set_implementation(model, name: str) -> None:
+    """Make `model`'s layers call the attention function registered under `name`."""
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(name)
     else:  # older transformers: the config attribute is what layers read

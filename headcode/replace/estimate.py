@@ -37,7 +37,7 @@ from headcode.heads import Head
 from headcode.library import Level
 from headcode.replace import attention as attn
 from headcode.replace.attach import (
-    MatricesFn, _check_model, _programs_fn, _set_implementation, attention_modules, within_mask,
+    MatricesFn, check_model, programs_fn, set_implementation, attention_modules, within_mask,
 )
 from headcode.replace.batch import encode
 
@@ -75,11 +75,11 @@ def head_effects_estimate(model, tokenizer, library, tables: Sequence[TokenTable
     if not keys:
         return {}
     if library is not None:
-        _check_model(library, model, tokenizer, force)
+        check_model(library, model, tokenizer, force)
     modules = attention_modules(model)
     if any(m in attn.ATTACHED or m in attn.OBSERVED for m in modules):
         raise UserError("this model has heads replaced or observed; detach that first")
-    probe = _Probe(keys, matrices_fn or _programs_fn(library, keys, level))
+    probe = _Probe(keys, matrices_fn or programs_fn(library, keys, level))
     ordered = sorted(tables, key=len, reverse=True)
     batches = [encode(ordered[k:k + batch_size]) for k in range(0, len(ordered), batch_size)]
     generator = torch.Generator().manual_seed(seed)
@@ -87,7 +87,7 @@ def head_effects_estimate(model, tokenizer, library, tables: Sequence[TokenTable
     count = 0
     attn.register()
     previous = model.config._attn_implementation
-    _set_implementation(model, attn.NAME)
+    set_implementation(model, attn.NAME)
     for layer in probe.layers:
         attn.OBSERVED[modules[layer]] = (probe, layer)
     bar = tqdm(total=len(batches) * samples, desc=f"estimate heads ({level.value})", unit="pass",
@@ -117,7 +117,7 @@ def head_effects_estimate(model, tokenizer, library, tables: Sequence[TokenTable
         bar.close()
         for layer in probe.layers:
             attn.OBSERVED.pop(modules[layer], None)
-        _set_implementation(model, previous)
+        set_implementation(model, previous)
     if count == 0:
         raise ValueError("no tokens to predict: every sequence has a single token")
     estimate = 0.5 * squares / samples / count

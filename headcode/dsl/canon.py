@@ -574,6 +574,12 @@ def _merge_terms(terms: list[ir.ScoreTerm]) -> list[ir.ScoreTerm]:
         if len(group) == 1:  # already in canonical shape (`_score_term` made it)
             out.append(group[0])
             continue
+        if shape[0] == "plain" and _has_holes(ir.ScoreTerm(1.0, shape[1])):
+            # Tables with holes: two terms of a program that differ only in their tables'
+            # numbers are two terms of its shape, each with numbers of its own (a hole
+            # weight alone still absorbs the others: `?*bos + 0.5*bos` is `?*bos`).
+            out.extend(group)
+            continue
         if shape[0] == "plain":
             weight = 0.0
             for t in group:

@@ -92,7 +92,9 @@ def cmd_replace(args) -> int:
 
     if args.executor.kind is not Kind.LOCAL and not args.measure_heads:
         raise UserError(f"--executor {args.executor} runs --measure-heads; give --measure-heads OUT.lib too")
-    if args.executor.kind is not Kind.LOCAL and args.effects != "exact":
+    from headcode.replace.estimate import Method
+
+    if args.executor.kind is not Kind.LOCAL and Method(args.effects) is not Method.EXACT:
         # The estimate's cost does not grow with the heads (one forward, a few backward
         # passes): there is nothing to shard, so asking for Ray is a mistake to say.
         raise UserError(f"--executor {args.executor} shards the exact measurement of --measure-heads; add "

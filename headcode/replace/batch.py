@@ -60,6 +60,13 @@ def encode(items: Sequence, tokenizer=None, *, add_special_tokens: bool = False,
     return Batch(ids, mask, positions, tuple(tables), tuple(starts))
 
 
+def by_length(tables: Sequence[TokenTable], size: int) -> list[Batch]:
+    """The tables in batches of `size`, longest first: similar lengths together, so
+    little padding (what every measurement over many sequences runs on)."""
+    ordered = sorted(tables, key=len, reverse=True)
+    return [encode(ordered[k:k + size]) for k in range(0, len(ordered), size)]
+
+
 def forward(model, batch: Batch, handle=None) -> torch.Tensor:
     """Logits [b, n, vocab] of one batch (no gradients, no cache)."""
     if handle is not None:

@@ -39,7 +39,7 @@ from headcode.replace import attention as attn
 from headcode.replace.attach import (
     MatricesFn, check_model, programs_fn, set_implementation, attention_modules, within_mask,
 )
-from headcode.replace.batch import encode
+from headcode.replace.batch import by_length
 
 SAMPLES = 8  # sampled backward passes per batch (benchmarks/effects.py validates the estimate at it)
 
@@ -80,8 +80,7 @@ def head_effects_estimate(model, tokenizer, library, tables: Sequence[TokenTable
     if any(m in attn.ATTACHED or m in attn.OBSERVED for m in modules):
         raise UserError("this model has heads replaced or observed; detach that first")
     probe = _Probe(keys, matrices_fn or programs_fn(library, keys, level))
-    ordered = sorted(tables, key=len, reverse=True)
-    batches = [encode(ordered[k:k + batch_size]) for k in range(0, len(ordered), batch_size)]
+    batches = by_length(tables, batch_size)
     generator = torch.Generator().manual_seed(seed)
     squares = torch.zeros(len(keys), dtype=torch.float64)
     count = 0

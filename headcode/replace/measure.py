@@ -30,7 +30,7 @@ import torch
 from headcode.dsl.tokens import TokenTable
 from headcode.library import Level
 from headcode.replace.attach import attach, choose_heads
-from headcode.replace.batch import encode, forward
+from headcode.replace.batch import by_length, encode, forward
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,7 @@ class Question:
 def perplexity(model, tables: Sequence[TokenTable], handle=None, batch_size: int = 8) -> tuple[float, int]:
     """(token-weighted perplexity, tokens predicted) of the model on the sequences."""
     total, count = 0.0, 0
-    ordered = sorted(tables, key=len, reverse=True)  # similar lengths together: less padding
-    for k in range(0, len(ordered), batch_size):
-        batch = encode(ordered[k:k + batch_size])
+    for batch in by_length(tables, batch_size):
         part, tokens = _loss_sum(forward(model, batch, handle), batch)
         total, count = total + part, count + tokens
     if count == 0:
@@ -158,8 +156,7 @@ def head_effects(model, tokenizer, library, tables: Sequence[TokenTable], *, lev
     from tqdm import tqdm
 
     layers = decoder_layers(model)
-    ordered = sorted(tables, key=len, reverse=True)
-    batches = [encode(ordered[k:k + batch_size]) for k in range(0, len(ordered), batch_size)]
+    batches = by_length(tables, batch_size)
     records, clean, base_total, count = [], [], 0.0, 0
     for batch in batches:
         with _recorded(layers) as outputs:

@@ -28,6 +28,7 @@ from headcode.executor import ExecutorSpec, Kind, parse_executor
     ("ray:auto", ExecutorSpec(Kind.RAY, "auto")),
     ("ray:10.0.0.5:6379", ExecutorSpec(Kind.RAY, "10.0.0.5:6379")),
     ("ray:ray://head:10001", ExecutorSpec(Kind.RAY, "ray://head:10001")),
+    ("local:3", ExecutorSpec(workers=3)),
 ])
 def test_executor_values(text, spec):
     assert parse_executor(text) == spec
@@ -35,8 +36,9 @@ def test_executor_values(text, spec):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rya", "unknown executor 'rya': use local, ray or ray:ADDRESS"),
-    ("local:x", "unknown executor 'local:x'"),
+    ("rya", "unknown executor 'rya': use local, local:N, ray or ray:ADDRESS"),
+    ("local:x", "'local:x': local:N needs a number of workers from 1 to 256"),
+    ("local:0", "local:N needs a number of workers"),
     ("", "unknown executor ''"),
     ("ray:", "names no address"),
 ])
@@ -56,6 +58,41 @@ def test_in_process_loops_run_in_order_with_one_state():
     assert LOCAL.map_with(lambda: made.append(1) or "model", lambda state, item: f"{state}:{item}", "ab") == \
         ["model:a", "model:b"]
     assert made == [1]  # made once for all items
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_local_threads_keep_order_use_one_torch_thread_and_raise_the_first_failure(workers):
+    import threading
+
+    import torch
+
+    from headcode.executor import TASK_THREADS, Local, start
+
+    before = torch.get_num_threads()
+    local = start(ExecutorSpec(workers=workers))
+    assert local.workers == workers
+    seen = []
+    together = threading.Barrier(workers)  # the first `workers` tasks meet: they do run at once
+
+    def task(item, scale):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        if item < workers:
+            together.wait(timeout=30)
+        return item * scale
+
+    assert local.map(task, list(range(20)), 3) == [3 * k for k in range(20)]
+    assert {count for _, count in seen} == {TASK_THREADS}
+    assert torch.get_num_threads() == before  # put back after the loop
+    assert (len({name for name, _ in seen}) > 1) == (workers > 1)
+
+    def fails(item):
+        if item == 5:
+            raise ValueError("item 5 is bad")
+        return item
+
+    with pytest.raises(ValueError, match="item 5 is bad"):
+        Local(workers).map(fails, list(range(10)))
+    assert torch.get_num_threads() == before
 
 
 def test_programs_cross_processes_as_their_canonical_text():

@@ -106,7 +106,8 @@ def _executor(text: str):
 def add_executor(p: argparse.ArgumentParser, what: str) -> None:
     """--executor and --device (`headcode.executor`); `executor(args)` reads them."""
     p.add_argument("--executor", type=_executor, default="local", metavar="WHERE",
-                   help=f"where {what} runs: local (this process, the default), ray (a local Ray instance, started "
+                   help=f"where {what} runs: local (this process, the fits on a thread per core; the default), local:N "
+                        "(N threads), ray (a local Ray instance, started "
                         "or joined) or ray:ADDRESS (a Ray cluster, e.g. ray:auto); needs pip install 'headcode[ray]'")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="with --executor ray: cuda gives each worker one GPU for the model (untested) (default: cpu)")

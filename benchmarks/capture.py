@@ -10,7 +10,12 @@ Prints one JSON object:
                      with attentions, float16 conversion and writing);
   peak_rss_mb        this process's peak resident memory (model load + capture);
   first_load_peak_rss_mb   the first child's, during conversion;
-  store_mb           size of the capture on disk (what streaming keeps out of RAM).
+  store_mb           size of the capture on disk (what streaming keeps out of RAM);
+  split_capture      an explain split held in memory (`data.record`): 96 paragraphs of
+                     the shipped stories (20 to 160 tokens) captured one forward per
+                     sequence and then in `capture.by_length` forwards of
+                     `capture.BATCH`, in this process: both times, their ratio and
+                     the largest difference between the two float16 results.
 
 Runs offline with a temporary cache and output directory, removed at the end.
     .venv/bin/python benchmarks/capture.py [--sequences 200] [--tokens 128]
@@ -116,7 +121,31 @@ def main() -> None:
             "first_load_peak_rss_mb": round(child_peak, 1),
             "store_mb": round(store_bytes / 2**20, 1),
             "torch_threads": __import__("torch").get_num_threads(),
+            "split_capture": split_capture(loaded),
         }, indent=1))
+
+
+def split_capture(loaded, count: int = 96) -> dict:
+    import numpy as np
+
+    from headcode.loaders.corpora import SplitSpec
+    from headcode.synth import capture, data
+
+    spec = SplitSpec(corpus="stories", shape="paragraphs", max_len=160, train=count, validation=1, test=1)
+    tables = data.cut(loaded, spec, names=("train",))["train"].tables
+    start = time.perf_counter()
+    alone = [capture.record_attention(loaded.model, t.ids) for t in tables]
+    one_s = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = [None] * len(tables)
+    for group in capture.by_length(tables):
+        for k, a in zip(group, capture.record_batch(loaded.model, [tables[k].ids for k in group])):
+            batched[k] = a
+    batch_s = time.perf_counter() - start
+    return {"sequences": len(tables), "tokens": sum(len(t) for t in tables), "batch": capture.BATCH,
+            "one_at_a_time_s": round(one_s, 2), "batched_s": round(batch_s, 2), "speedup": round(one_s / batch_s, 2),
+            "max_abs_diff": float(max(np.abs(a.astype(np.float32) - b.astype(np.float32)).max()
+                                      for a, b in zip(alone, batched)))}
 
 
 if __name__ == "__main__":

@@ -345,3 +345,27 @@ def test_only_the_part_read_is_checked_and_a_damaged_capture_can_be_replaced(tin
     check_target(damaged)
     capture_file(tiny, corpus_file, damaged, limit=2)
     assert run("heads", damaged) == 0 and "sequences" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "gemma3"])
+def test_a_padded_batch_gives_each_sequence_its_own_attention(arch, tmp_path):
+    """`record_batch` pads shorter sequences on the right; in a causal model (Gemma 3's
+    sliding windows included) a real token's row never reads the padding, so each
+    sequence's attention is the one it has alone (to float16 rounding), whatever its
+    neighbours, and `by_length` groups every index once, shortest first."""
+    from headcode.synth.capture import by_length, record_attention, record_batch
+
+    loaded = load_model(str(build_tiny_model(arch, tmp_path / arch)))
+    texts = ["Tom ran home.", "Then he sat down, happy, and he read a long book about dogs and cats.", "Hi.",
+             "Lily had a red ball; she played with it in the park every day."]
+    ids = [loaded.tokenizer(t)["input_ids"] for t in texts]
+    batched = record_batch(loaded.model, ids)
+    for one, many in zip(ids, batched):
+        alone = record_attention(loaded.model, one)
+        assert many.shape == alone.shape == (loaded.n_layers, loaded.n_heads, len(one), len(one))
+        np.testing.assert_allclose(many.astype(np.float32), alone.astype(np.float32), rtol=0, atol=2**-11)
+    first = record_batch(loaded.model, ids, layers=1)
+    assert all(np.array_equal(f, b[:1]) for f, b in zip(first, batched))
+    groups = by_length(ids, 3)
+    assert sorted(k for g in groups for k in g) == list(range(len(ids))) and [len(g) for g in groups] == [3, 1]
+    assert [len(ids[k]) for k in groups[0]] == sorted(len(ids[k]) for k in groups[0])

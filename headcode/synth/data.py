@@ -9,7 +9,6 @@ run or exceed memory, `headcode capture` writes the on-disk store instead.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -68,31 +67,24 @@ def record(loaded, split: Split, progress: bool = True, layers: int | None = Non
     return split
 
 
-def record_all(loaded, splits: Sequence[Split], progress: bool = True, layers: int | None = None, executor=LOCAL,
-               shard: int = 4) -> None:
-    """`record` of each split. On a Ray executor, shards of `shard` sequences of all
-    the splits go to one pool of actors that each load the model once (`loaded.name`,
-    on the executor's device); the arrays come back through the object store, in order."""
-    from tqdm import tqdm
-
-    from headcode.synth.capture import record_attention
-
-    if executor.is_local:
-        for split in splits:
-            split.attention = [
-                record_attention(loaded.model, table.ids, layers=layers)
-                for table in tqdm(split.tables, desc=f"capture {split.name}", unit="seq", file=sys.stderr,
-                                  disable=not progress)
-            ]
-        return
+def record_all(loaded, splits: Sequence[Split], progress: bool = True, layers: int | None = None,
+               executor=LOCAL) -> None:
+    """`record` of each split, in forwards of a few sequences of similar lengths
+    (`capture.by_length`). On a Ray executor, those forwards go to one pool of actors
+    that each load the model once (`loaded.name`, on the executor's device); the
+    arrays come back through the object store. Either way the same forwards run, so
+    the same numbers come back."""
     from headcode.loaders.models import load_model
+    from headcode.synth.capture import by_length
     from headcode.synth.tasks import record_tables
 
-    owners = [split for split in splits for _ in range(0, len(split), shard)]
-    shards = [split.tables[k:k + shard] for split in splits for k in range(0, len(split), shard)]
-    parts = executor.map_with(functools.partial(load_model, loaded.name, executor.device.value), record_tables,
-                              shards, layers, desc="capture", progress=progress)
+    owners = [(split, group) for split in splits for group in by_length(split.tables)]
+    shards = [[split.tables[k] for k in group] for split, group in owners]
+    make = (lambda: loaded) if executor.is_local else functools.partial(load_model, loaded.name,
+                                                                         executor.device.value)
+    parts = executor.map_with(make, record_tables, shards, layers, desc="capture", progress=progress)
     for split in splits:
-        split.attention = []
-    for split, part in zip(owners, parts):
-        split.attention.extend(part)
+        split.attention = [None] * len(split)
+    for (split, group), part in zip(owners, parts):
+        for k, attention in zip(group, part):
+            split.attention[k] = attention

@@ -4,6 +4,11 @@ test IoU and the baselines computed in the same run.
 
     .venv/bin/python benchmarks/explain.py [--corpus FILE] [--shape paragraphs|windows|both]
                                            [--train N] [--validation 60] [--test 100] [--save DIR]
+                                           [--executor local|local:N|ray] [--compare local:1]
+
+`--compare WHERE` runs each shape a second time, first, on that executor (the one-task-
+at-a-time `local:1` is the method before the threads) and prints each stage's ratio
+of the two runs' seconds: old against new, measured in the same process.
 
 Default corpus: ../shared/data/tinystories/dev.txt when it is there (development
 text), else the shipped stories. Shapes: `paragraphs` (each paragraph truncated to
@@ -24,6 +29,7 @@ import sys
 from pathlib import Path
 
 from headcode.cli.summary import explain_report
+from headcode.executor import parse_executor, start
 from headcode.library import Level
 from headcode.loaders.corpora import SplitSpec
 from headcode.synth import explain, pipeline
@@ -43,13 +49,23 @@ def main() -> int:
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--heads", default=None, help="only these heads, e.g. L0.H1,L5.H3")
     parser.add_argument("--save", metavar="DIR", help="also write each run's library to DIR/<shape>")
+    parser.add_argument("--executor", type=parse_executor, default="local", help="where the job runs (default: local)")
+    parser.add_argument("--compare", type=parse_executor, default=None, metavar="WHERE",
+                        help="also run each shape on WHERE first (e.g. local:1) and print the ratios")
     args = parser.parse_args()
-    report = {"corpus": args.corpus, "model": args.model, "runs": {}}
+    report = {"corpus": args.corpus, "model": args.model, "executor": str(args.executor), "runs": {}}
     for shape in SHAPES if args.shape == "both" else (args.shape,):
         spec = SplitSpec(corpus=args.corpus, shape=shape, max_len=SHAPES[shape], train=args.train or TRAIN[shape],
                          validation=args.validation, test=args.test)
         job = pipeline.Job(model=args.model, split=spec, heads_spec=args.heads, settings=explain.Settings())
-        result, library = pipeline.run(job, progress=sys.stderr.isatty())
+        before = None
+        if args.compare is not None:
+            with start(args.compare) as executor:
+                old, _ = pipeline.run(job, progress=sys.stderr.isatty(), executor=executor)
+            before = {"executor": str(args.compare), "stages_s": old.stages,
+                      "mean_iou": {level.value: round(old.mean("iou", level), 4) for level in Level}}
+        with start(args.executor) as executor:
+            result, library = pipeline.run(job, progress=sys.stderr.isatty(), executor=executor)
         if args.save:
             library.save(Path(args.save) / shape)
         summary = explain_report(result, library)
@@ -61,6 +77,10 @@ def main() -> int:
                                            for level, t in summary["levels"].items()},
             "sequences": dict(library.split["sequences"]),
             "stages_s": result.stages,
+            **({} if before is None else {
+                "compared_with": before,
+                "speedup": {stage: round(before["stages_s"][stage] / t, 2) for stage, t in result.stages.items()
+                            if t > 0 and stage in before["stages_s"]}}),
             "weakest_heads": {level.value: [{"head": str(h.head), "iou": round(h.levels[level].test.iou, 3)}
                                             for h in sorted(result.heads, key=lambda h: h.levels[level].test.iou)[:10]]
                               for level in Level},

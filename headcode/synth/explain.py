@@ -18,8 +18,8 @@ Honest evaluation, stage by stage (the splits are captured before; `pipeline` do
 
 The loops that dominate the time (the score-form fit per layer, the short search per
 group of heads, its refit per shape, scoring) run on an executor (`headcode.executor`,
-`synth.tasks`): in this process by default, or as Ray tasks; the pattern search and
-the extension stay here (a few percent of the time).
+`synth.tasks`): in this process by default, a task per core at a time, or as Ray
+tasks; the pattern search and the extension stay here (a few percent of the time).
 """
 
 from __future__ import annotations
@@ -235,14 +235,16 @@ def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split,
     (named patterns, the search's, the LLM's) and the grown softmaxes. `on` is the
     validation split as `executor.put` shares it."""
     def rows_of(count: int) -> short.Rows:
-        return short.Rows(scoreform.batches(feats[:count], len(vocab), settings.batch), lambda k: train.attention[k],
-                          wanted, heads_per_layer)
+        return short.Rows.of(scoreform.batches(feats[:count], len(vocab), settings.batch),
+                             lambda k: train.attention[k], wanted, heads_per_layer)
 
     rows = rows_of(settings.sequences)
-    groups = short.groups(rows, wanted, settings)
+    # Largest groups first, so that the workers finish together (each group's result
+    # is its own, so the order changes no number).
+    groups = sorted(short.groups(rows, wanted, settings), key=len, reverse=True)
     steps: dict[Head, list[short.Step]] = {}
-    for grown in executor.map(tasks.grow, [(members, tasks.targets_of(rows, members)) for members in groups],
-                              tasks.without_targets(rows), vocab, settings, desc="grow short programs",
+    for grown in executor.map(tasks.grow, [(members, rows.targets_of(members)) for members in groups],
+                              rows.without_targets(), vocab, settings, desc="grow short programs",
                               progress=progress):
         steps.update(grown)
     clock.lap("short")
@@ -266,8 +268,9 @@ def _short(train: Split, feats: Sequence[scoreform.Features], validation: Split,
         items = []
         for atoms in dict.fromkeys(s.atoms for s in step_of.values()):
             members = [h for h, s in step_of.items() if s.atoms == atoms]
-            items.append((members, atoms, [step_of[h].weights for h in members], tasks.targets_of(full_rows, members)))
-        for filled in executor.map(tasks.polish, items, tasks.without_targets(full_rows), vocab, settings):
+            items.append((members, atoms, [step_of[h].weights for h in members], full_rows.targets_of(members)))
+        items.sort(key=lambda item: len(item[0]), reverse=True)  # largest first, as above
+        for filled in executor.map(tasks.polish, items, full_rows.without_targets(), vocab, settings):
             polished.update(filled)
         again = tasks.scored(executor, on, {h: {0: chosen[h].program, 1: p} for h, p in polished.items()},
                              jsd=False)

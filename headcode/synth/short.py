@@ -29,7 +29,7 @@ can share whole programs too.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,16 +81,34 @@ class Step:
     program: dsl.Program
 
 
+@dataclass(frozen=True)
 class Rows:
-    """The training rows every fit reads: batches of sampled rows and each head's targets."""
+    """The training rows every fit reads: batches of sampled rows (`prepared`) and
+    each head's targets in them. A task that fits some heads gets `without_targets()`
+    shared with every other task and its own heads' targets (`with_targets`)."""
 
-    def __init__(self, prepared: list[sf.Batch], attention: Callable[[int], np.ndarray], heads: Sequence[Head],
-                 heads_per_layer: int):
-        self.prepared = prepared
-        self.vocab_size = prepared[0].vocab_size
+    prepared: tuple  # scoreform.Batch, ...
+    targets: Mapping[Head, list]  # head -> per batch, its [b, rows, n] captured rows
+
+    @classmethod
+    def of(cls, prepared: Sequence[sf.Batch], attention: Callable[[int], np.ndarray], heads: Sequence[Head],
+           heads_per_layer: int) -> "Rows":
         by_layer = {layer: [sf.layer_targets(b, attention, layer, heads_per_layer) for b in prepared]
                     for layer in sorted({h.layer for h in heads})}
-        self.targets = {h: [t[:, h.head] for t in by_layer[h.layer]] for h in heads}
+        return cls(tuple(prepared), {h: [t[:, h.head] for t in by_layer[h.layer]] for h in heads})
+
+    @property
+    def vocab_size(self) -> int:
+        return self.prepared[0].vocab_size
+
+    def without_targets(self) -> "Rows":
+        return Rows(self.prepared, {})
+
+    def with_targets(self, targets: Mapping[Head, list]) -> "Rows":
+        return Rows(self.prepared, dict(targets))
+
+    def targets_of(self, members: Sequence[Head]) -> dict[Head, list]:
+        return {h: self.targets[h] for h in members}
 
     def stacked(self, members: Sequence[Head]) -> list:
         """Per batch, the members' targets [b, members, rows, n]."""
@@ -108,11 +126,13 @@ class _Design:
         self.rows, self.members, self.settings = rows, list(members), settings
         self.targets = rows.stacked(self.members)
         self.atoms: list[Atom] = []
-        self.columns = [torch.zeros(*b.terms.shape[:3], width) for b in rows.prepared]
+        # [b, atoms, rows, n]: atoms before rows, so that the weights' product is one
+        # matrix multiply per batch with the members' logits contiguous ([b, m, rows, n]).
+        self.columns = [torch.zeros(b.terms.shape[0], width, *b.terms.shape[2:]) for b in rows.prepared]
 
     def add(self, atom: Atom) -> None:
         for batch, x in zip(self.rows.prepared, self.columns):
-            x[..., len(self.atoms)] = _column(batch, atom)
+            x[:, len(self.atoms)] = _column(batch, atom)
         self.atoms.append(atom)
 
     def refit(self, start, ce_steps: int, iou_steps: int):
@@ -123,12 +143,13 @@ class _Design:
         s, width = self.settings, len(self.atoms)
         weights = start[:, :width].clone().requires_grad_()
         data = list(zip(self.columns, self.rows.prepared, self.targets))
-        for count, lr, loss_fn in ((ce_steps, s.ce_lr, sf.ce_loss), (iou_steps, s.iou_lr, sf.iou_loss)):
+        for count, lr, loss_fn, output in ((ce_steps, s.ce_lr, sf.ce_loss, torch.log_softmax),
+                                           (iou_steps, s.iou_lr, sf.iou_loss, torch.softmax)):
             optimiser = torch.optim.Adam([weights], lr=lr)
             for step in range(count):
                 x, batch, target = data[step % len(data)]
                 optimiser.zero_grad()
-                loss_fn(_log_probs(x[..., :width], weights, batch), target, batch).backward()
+                loss_fn(output(_logits(x[:, :width], weights, batch), dim=-1), target, batch).backward()
                 optimiser.step()
         out = torch.zeros_like(start)
         out[:, :width] = weights.detach()
@@ -146,29 +167,33 @@ class _Design:
         width = len(self.atoms)
         with torch.no_grad():
             for x, batch, target in zip(self.columns, self.rows.prepared, self.targets):
-                p = _log_probs(x[..., :width], weights[:, :width], batch).exp()
+                p = torch.softmax(_logits(x[:, :width], weights[:, :width], batch), dim=-1)
                 # d(cross-entropy)/d(logit) = p - target, on scored rows and valid keys
-                r = (p - target) * (batch.valid[:, None] & batch.rows[:, None, :, None])
-                g_terms += torch.einsum("bmrn,brnt->mt", r, batch.terms)
-                g_key += _by_word(torch.einsum("bmrn,brnf->bmnf", r, batch.key), batch.words, vocab)
-                g_query += _by_word(torch.einsum("bmrn,brnf->bmrf", r, batch.query), batch.query_words, vocab)
+                r = (p - target) * batch.scored_keys[:, None]
+                b, terms, rows, n = batch.terms.shape
+                g_terms += torch.matmul(r.reshape(b, m, rows * n),
+                                        batch.terms.reshape(b, terms, rows * n).transpose(1, 2)).sum(0)
+                g_key += _by_word(torch.einsum("bmrn,bfrn->bmnf", r, batch.key), batch.words, vocab)
+                g_query += _by_word(torch.einsum("bmrn,bfrn->bmrf", r, batch.query), batch.query_words, vocab)
         return g_terms, g_key[:, :vocab].transpose(1, 2), g_query[:, :vocab].transpose(1, 2)
 
 
 def _column(batch: sf.Batch, atom: Atom):
     if atom.kind is Kind.TERM:
-        return batch.terms[..., atom.factor]
+        return batch.terms[:, atom.factor]
     if atom.kind is Kind.KEY_WORD:
-        return (batch.words[:, None, :] == atom.word).float() * batch.key[..., atom.factor]
-    return (batch.query_words[:, :, None] == atom.word).float() * batch.query[..., atom.factor]
+        return (batch.words[:, None, :] == atom.word).float() * batch.key[:, atom.factor]
+    return (batch.query_words[:, :, None] == atom.word).float() * batch.query[:, atom.factor]
 
 
-def _log_probs(columns, weights, batch: sf.Batch):
-    """[b, members, rows, n]: each member's softmax of its weighted columns."""
+def _logits(columns, weights, batch: sf.Batch):
+    """[b, members, rows, n]: each member's weighted columns [b, atoms, rows, n], -1e9
+    off the key mask (a softmax of them is exactly 0 there: see `scoreform._Model.probs`)."""
     import torch
 
-    logits = torch.einsum("brnk,mk->bmrn", columns, weights)
-    return torch.log_softmax(logits.masked_fill(~batch.valid[:, None], -1e9), dim=-1)
+    b, k, rows, n = columns.shape
+    logits = torch.matmul(weights, columns.reshape(b, k, rows * n)).view(b, len(weights), rows, n)
+    return logits + batch.bias[:, None]
 
 
 def _by_word(values, words, vocab: int):

@@ -10,7 +10,6 @@ the in-process loop would have produced it, so a library is the same bytes.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -22,10 +21,10 @@ from headcode.synth.scoring import score_candidates
 
 
 def record_tables(loaded, tables: Sequence, layers: int | None) -> list[np.ndarray]:
-    """The attention of each token table (`capture.record_attention`), for one shard of a split."""
-    from headcode.synth.capture import record_attention
+    """The attention of each token table in one forward (`capture.record_batch`): a shard of a split."""
+    from headcode.synth.capture import record_batch
 
-    return [record_attention(loaded.model, table.ids, layers=layers) for table in tables]
+    return record_batch(loaded.model, [table.ids for table in tables], layers=layers)
 
 
 def layer_items(split: Split, layers: Sequence[int]) -> list[tuple[int, list[np.ndarray]]]:
@@ -40,35 +39,18 @@ def fit_layer(item: tuple[int, list[np.ndarray]], prepared: list, heads_per_laye
     return scoreform.fit_layer(prepared, lambda k: {layer: arrays[k]}, layer, heads_per_layer, vocab_size, fit)
 
 
-def without_targets(rows: short.Rows) -> short.Rows:
-    """`rows` holding no head's targets: shared by every group's task, which gets its own."""
-    base = copy.copy(rows)
-    base.targets = {}
-    return base
-
-
-def targets_of(rows: short.Rows, members: Sequence[Head]) -> dict:
-    return {h: rows.targets[h] for h in members}
-
-
-def _rows(base: short.Rows, targets: dict) -> short.Rows:
-    rows = copy.copy(base)
-    rows.targets = targets
-    return rows
-
-
 def grow(item: tuple[list[Head], dict], base: short.Rows, vocab: Sequence[str],
          settings: short.ShortSettings) -> dict[Head, list[short.Step]]:
     """`short.paths` of one group of heads."""
     members, targets = item
-    return short.paths(_rows(base, targets), members, vocab, settings)
+    return short.paths(base.with_targets(targets), members, vocab, settings)
 
 
 def polish(item: tuple[list[Head], tuple, list, dict], base: short.Rows, vocab: Sequence[str],
            settings: short.ShortSettings) -> dict[Head, object]:
     """`short.fill` of the heads that share one list of atoms."""
     members, atoms, start, targets = item
-    return short.fill(_rows(base, targets), members, atoms, vocab, start, settings)
+    return short.fill(base.with_targets(targets), members, atoms, vocab, start, settings)
 
 
 def score_part(candidates: Mapping, split: Split, jsd: bool) -> dict:

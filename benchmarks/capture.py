@@ -13,7 +13,7 @@ Prints one JSON object:
   store_mb           size of the capture on disk (what streaming keeps out of RAM);
   split_capture      an explain split held in memory (`data.record`): 96 paragraphs of
                      the shipped stories (20 to 160 tokens) captured one forward per
-                     sequence and then in `capture.by_length` forwards of
+                     sequence and then in `dsl.tokens.by_length` forwards of
                      `capture.BATCH`, in this process: both times, their ratio and
                      the largest difference between the two float16 results.
 
@@ -128,6 +128,7 @@ def main() -> None:
 def split_capture(loaded, count: int = 96) -> dict:
     import numpy as np
 
+    from headcode.dsl.tokens import by_length
     from headcode.loaders.corpora import SplitSpec
     from headcode.synth import capture, data
 
@@ -138,7 +139,7 @@ def split_capture(loaded, count: int = 96) -> dict:
     one_s = time.perf_counter() - start
     start = time.perf_counter()
     batched = [None] * len(tables)
-    for group in capture.by_length(tables):
+    for group in by_length(tables, capture.BATCH):
         for k, a in zip(group, capture.record_batch(loaded.model, [tables[k].ids for k in group])):
             batched[k] = a
     batch_s = time.perf_counter() - start

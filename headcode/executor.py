@@ -16,9 +16,9 @@ back through the object store as return values; nothing is written to disk by us
 
 In this process, `map` runs its items on a pool of threads, one per core (`local:N`
 for N): a fit's many small torch ops leave a second core mostly idle inside one
-task (one layer's score-form fit: 9.7 s with two torch threads, 10.3 s with one),
-while two tasks at once on one thread each finish 1.7 times sooner; torch
-releases the GIL inside its ops. `map_with` (a loaded model's forwards) stays in
+task, while two tasks at once on one thread each finish much sooner (torch releases
+the GIL inside its ops; `benchmarks/explain.py --compare local:1` measured the
+score-form fit 1.79x and the short search 1.87x faster on two cores). `map_with` (a loaded model's forwards) stays in
 order on the driver's threads.
 
 Same arithmetic everywhere: a different torch thread count changes the order of

@@ -352,8 +352,9 @@ def test_a_padded_batch_gives_each_sequence_its_own_attention(arch, tmp_path):
     """`record_batch` pads shorter sequences on the right; in a causal model (Gemma 3's
     sliding windows included) a real token's row never reads the padding, so each
     sequence's attention is the one it has alone (to float16 rounding), whatever its
-    neighbours, and `by_length` groups every index once, shortest first."""
-    from headcode.synth.capture import by_length, record_attention, record_batch
+    neighbours, and `by_length` groups every index once, longest first."""
+    from headcode.dsl.tokens import by_length
+    from headcode.synth.capture import record_attention, record_batch
 
     loaded = load_model(str(build_tiny_model(arch, tmp_path / arch)))
     texts = ["Tom ran home.", "Then he sat down, happy, and he read a long book about dogs and cats.", "Hi.",
@@ -368,4 +369,4 @@ def test_a_padded_batch_gives_each_sequence_its_own_attention(arch, tmp_path):
     assert all(np.array_equal(f, b[:1]) for f, b in zip(first, batched))
     groups = by_length(ids, 3)
     assert sorted(k for g in groups for k in g) == list(range(len(ids))) and [len(g) for g in groups] == [3, 1]
-    assert [len(ids[k]) for k in groups[0]] == sorted(len(ids[k]) for k in groups[0])
+    assert [len(ids[k]) for k in groups[0]] == sorted((len(ids[k]) for k in groups[0]), reverse=True)

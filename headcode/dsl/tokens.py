@@ -261,6 +261,15 @@ class TokenTable:
         return cls(arrays["ids"], tuple(surfaces), tuple(map(normalise, surfaces)), arrays["features"])
 
 
+def by_length(tables: Sequence, size: int) -> list[list[int]]:
+    """The indices of `tables` (token tables, or anything with a length) in groups of
+    `size`, longest first: similar lengths together, so a padded forward over a group
+    pads little. Every batched forward over many sequences (capture, the replacement
+    measurements) groups them this way."""
+    order = sorted(range(len(tables)), key=lambda k: -len(tables[k]))
+    return [order[s:s + size] for s in range(0, len(order), size)]
+
+
 # --- helpers -------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from headcode.dsl.tokens import TokenTable
+from headcode.dsl.tokens import TokenTable, by_length as groups_by_length
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,9 @@ def encode(items: Sequence, tokenizer=None, *, add_special_tokens: bool = False,
 
 
 def by_length(tables: Sequence[TokenTable], size: int) -> list[Batch]:
-    """The tables in batches of `size`, longest first: similar lengths together, so
-    little padding (what every measurement over many sequences runs on)."""
-    ordered = sorted(tables, key=len, reverse=True)
-    return [encode(ordered[k:k + size]) for k in range(0, len(ordered), size)]
+    """The tables in batches of `size` (`dsl.tokens.by_length`: longest first), what
+    every measurement over many sequences runs on."""
+    return [encode([tables[k] for k in group]) for group in groups_by_length(tables, size)]
 
 
 def forward(model, batch: Batch, handle=None) -> torch.Tensor:

@@ -25,9 +25,9 @@ The model reads exactly `table.ids` of each sequence (the token table's ids), th
 its base model (the LM head is not needed for attention). `record_batch` runs several
 sequences in one forward, padded on the right: in a causal model a real token's
 row only reaches keys before it, so the padding after the last real token changes
-none of its numbers, and a batch of 8 development paragraphs takes half the time of
-8 forwards (measured: 64 paragraphs, 12.6 s one at a time, 6.3 s in eights, float16
-results equal).
+none of its numbers, and forwards of 8 paragraphs are faster than one at a time
+(`benchmarks/capture.py`, `split_capture`: 96 shipped paragraphs, 15.7 s one at a
+time, 10.4 s in eights, float16 results equal).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ PAD = 0  # the id written after a short sequence of a batch: never read by a rea
 
 def record_batch(model, sequences, dtype=np.float16, layers: int | None = None) -> list[np.ndarray]:
     """`record_attention` of several id sequences in one forward, padded on the right
-    (see the module docstring); give it sequences of similar lengths (`by_length`)."""
+    (see the module docstring); give it sequences of similar lengths (`dsl.tokens.by_length`)."""
     import torch
 
     lengths = [len(ids) for ids in sequences]
@@ -91,14 +91,7 @@ def record_batch(model, sequences, dtype=np.float16, layers: int | None = None) 
     return results
 
 
-BATCH = 8  # sequences per forward when a split is captured
-
-
-def by_length(tables, size: int = BATCH) -> list[list[int]]:
-    """The indices of `tables` in groups of `size` of similar lengths (little padding):
-    the forwards of a split's capture, here and on Ray alike."""
-    order = sorted(range(len(tables)), key=lambda k: (len(tables[k]), k))
-    return [order[s:s + size] for s in range(0, len(order), size)]
+BATCH = 8  # sequences per forward when a split is captured (`dsl.tokens.by_length` groups them)
 
 
 class _first_layers:

@@ -70,15 +70,16 @@ def record(loaded, split: Split, progress: bool = True, layers: int | None = Non
 def record_all(loaded, splits: Sequence[Split], progress: bool = True, layers: int | None = None,
                executor=LOCAL) -> None:
     """`record` of each split, in forwards of a few sequences of similar lengths
-    (`capture.by_length`). On a Ray executor, those forwards go to one pool of actors
+    (`dsl.tokens.by_length`). On a Ray executor, those forwards go to one pool of actors
     that each load the model once (`loaded.name`, on the executor's device); the
     arrays come back through the object store. Either way the same forwards run, so
     the same numbers come back."""
     from headcode.loaders.models import load_model
-    from headcode.synth.capture import by_length
+    from headcode.dsl.tokens import by_length
+    from headcode.synth.capture import BATCH
     from headcode.synth.tasks import record_tables
 
-    owners = [(split, group) for split in splits for group in by_length(split.tables)]
+    owners = [(split, group) for split in splits for group in by_length(split.tables, BATCH)]
     shards = [[split.tables[k] for k in group] for split, group in owners]
     make = (lambda: loaded) if executor.is_local else functools.partial(load_model, loaded.name,
                                                                          executor.device.value)

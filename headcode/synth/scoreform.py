@@ -251,8 +251,8 @@ class _Model:
 
     def probs(self, batch: Batch):
         """[b, heads, rows, n]: the mixture's probabilities (what `iou_loss` reads). Not
-        exp(log_probs): torch's exp of the masked entries' -1e9 takes a slow path (8x
-        slower on this machine), while softmax gives them an exact 0 at full speed."""
+        exp(log_probs): torch's exp of the masked entries' -1e9 takes a slow path (several
+        times slower in a profile), while softmax gives them an exact 0 at full speed."""
         import torch
 
         mix = torch.softmax(self.mix_logits, dim=1)[None, :, :, None, None].transpose(1, 2)  # [1, c, h, 1, 1]

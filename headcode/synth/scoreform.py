@@ -231,16 +231,21 @@ class _Model:
         # The last vocabulary index is "not in the table": value 0.
         k = torch.cat([self.key_tables, torch.zeros(c, heads, len(KEY_TABLE_FACTORS), 1)], dim=3)
         q = torch.cat([self.query_tables, torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), 1)], dim=3)
-        logits = torch.matmul(self.weights.reshape(c * heads, count),
-                              batch.terms.reshape(b, count, rows * n)).view(b, c, heads, rows, n)
+        # The -1e9 bias off the key mask goes in first, into the matrix multiply of the
+        # terms (a large finite negative, not -inf: logsumexp's gradient is NaN where all
+        # are -inf); each word table's values then join in one fused multiply-add per
+        # factor (`addcmul`: fewer passes over the logits, forward and backward, than a
+        # product and a sum).
+        weights = self.weights.reshape(c * heads, count).expand(b, -1, -1)
+        logits = torch.baddbmm(batch.bias.view(b, 1, rows * n), weights,
+                               batch.terms.reshape(b, count, rows * n)).view(b, c, heads, rows, n)
         kw = k[:, :, :, batch.words].permute(3, 0, 1, 2, 4)  # [b, c, h, g, n]: key j's word's value
         for g in range(kw.shape[3]):
-            logits = logits + kw[:, :, :, g, None, :] * batch.key[:, None, None, g]
+            logits = torch.addcmul(logits, kw[:, :, :, g, None, :], batch.key[:, None, None, g])
         qw = q[:, :, :, batch.query_words].permute(3, 0, 1, 2, 4)  # [b, c, h, g, rows]: query i's
         for g in range(qw.shape[3]):
-            logits = logits + qw[:, :, :, g, :, None] * batch.query[:, None, None, g]
-        # A large finite negative, not -inf: logsumexp's gradient is NaN where all are -inf.
-        return logits + batch.bias[:, None, None]
+            logits = torch.addcmul(logits, qw[:, :, :, g, :, None], batch.query[:, None, None, g])
+        return logits
 
     def log_probs(self, batch: Batch):
         """[b, heads, rows, n]: the mixture's log-probabilities (what `ce_loss` reads)."""

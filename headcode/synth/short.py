@@ -192,8 +192,10 @@ def _logits(columns, weights, batch: sf.Batch):
     import torch
 
     b, k, rows, n = columns.shape
-    logits = torch.matmul(weights, columns.reshape(b, k, rows * n)).view(b, len(weights), rows, n)
-    return logits + batch.bias[:, None]
+    # One batched multiply-add, bias included: a plain matmul of the 2-D weights with
+    # the 3-D columns would first copy the columns into a transposed layout.
+    return torch.baddbmm(batch.bias.view(b, 1, rows * n), weights.expand(b, -1, -1),
+                         columns.reshape(b, k, rows * n)).view(b, len(weights), rows, n)
 
 
 def _by_word(values, words, vocab: int):

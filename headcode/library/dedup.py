@@ -24,6 +24,13 @@ def coinciding(programs, probe_tables, evaluate=None, atol: float = 1e-9) -> dic
 
     `evaluate(programs, table) -> array [k, n, n]` computes the matrices of k
     programs on one token table; by default `headcode.compiler.evaluate_many`.
+
+    Two passes over the tables, each holding one table's matrices at a time (all
+    of them at once were 2 GB for 250 short programs on 60 windows of 128 tokens):
+    a random projection of every program's matrices screens the pairs that might
+    coincide (elementwise agreement within atol bounds the projections' difference
+    by atol * sum(r)), then only the programs of those pairs run again, and a pair
+    coincides when it agrees within atol on every table.
     """
     tables = list(probe_tables)
     if not tables:
@@ -33,34 +40,42 @@ def coinciding(programs, probe_tables, evaluate=None, atol: float = 1e-9) -> dic
     ordered = sorted(set(programs), key=lambda p: (p.chars, p.id))
     if len(ordered) < 2:
         return {}
-    blocks = []
+    rng = np.random.default_rng(0)
+    proj, r_sum = np.zeros(len(ordered)), 0.0
     for t in tables:
-        m = np.asarray(evaluate(ordered, t), dtype=np.float64)
-        if m.ndim != 3 or m.shape[0] != len(ordered):
-            raise LibraryError(f"dedup: evaluate returned shape {m.shape} for {len(ordered)} programs")
-        blocks.append(m.reshape(len(ordered), -1))
-    flat = np.concatenate(blocks, axis=1)
-    # A random projection screens candidates: elementwise agreement within atol
-    # bounds the projections' difference by atol * sum(r).
-    r = np.random.default_rng(0).random(flat.shape[1])
-    proj = flat @ r
-    slack = atol * r.sum() * (1 + 1e-9) + 1e-12 * max(1.0, float(np.abs(proj).max()))
+        r = rng.random(len(t) ** 2)
+        proj += _matrices(evaluate, ordered, t) @ r
+        r_sum += float(r.sum())
+    slack = atol * r_sum * (1 + 1e-9) + 1e-12 * max(1.0, float(np.abs(proj).max()))
+    # Each program's possible earlier partners, in order.
+    near = {k: [int(j) for j in np.flatnonzero(np.abs(proj[:k] - proj[k]) <= slack)] for k in range(len(ordered))}
+    pairs = [(j, k) for k in near for j in near[k]]
+    agree = dict.fromkeys(pairs, True)
+    if pairs:
+        involved = sorted({i for pair in pairs for i in pair})
+        row = {i: n for n, i in enumerate(involved)}
+        for t in tables:
+            m = _matrices(evaluate, [ordered[i] for i in involved], t)
+            for j, k in pairs:
+                if agree[j, k] and not np.all(np.abs(m[row[j]] - m[row[k]]) <= atol):
+                    agree[j, k] = False
     reps: list[int] = []
     mapping = {}
     for k in range(len(ordered)):
-        target = None
-        if reps:
-            rep = np.asarray(reps)
-            near = rep[np.abs(proj[rep] - proj[k]) <= slack]
-            for j in near:
-                if np.all(np.abs(flat[j] - flat[k]) <= atol):
-                    target = int(j)
-                    break
+        target = next((j for j in reps if agree.get((j, k), False)), None)
         if target is None:
             reps.append(k)
         else:
             mapping[ordered[k]] = ordered[target]
     return mapping
+
+
+def _matrices(evaluate, programs, table) -> np.ndarray:
+    """[programs, n * n] float64: `evaluate`'s matrices of the programs on one table, checked."""
+    m = np.asarray(evaluate(programs, table), dtype=np.float64)
+    if m.shape != (len(programs), len(table), len(table)):
+        raise LibraryError(f"dedup: evaluate returned shape {m.shape} for {len(programs)} programs")
+    return m.reshape(len(programs), -1)
 
 
 def dedup(library, probe_tables, evaluate=None, atol: float = 1e-9):

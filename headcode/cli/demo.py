@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                    help="where to write the report of the shipped library (demo-report)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--heads", metavar="L0.H1,...", help=f"the heads to explain live (default: {DEMO_HEADS})")
-    which.add_argument("--all-heads", action="store_true", help="every head of the model (about 15 minutes)")
+    which.add_argument("--all-heads", action="store_true", help="every head of the model (about 5 minutes)")
     p.add_argument("--hand", action="store_true", help="only show the hand-written example programs")
     p.add_argument("--text", default=SENTENCE, metavar="SENTENCE", help="the sentence to show programs on")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -61,7 +61,7 @@ def cmd_demo(args) -> int:
     heads = None if args.all_heads else args.heads or DEMO_HEADS
     spec = SplitSpec(DEFAULT) if heads is None else SplitSpec(DEFAULT, train=TRAIN_SEQUENCES)
     print(f"1. explaining {'every head' if heads is None else heads} of {EMBEDDED}, fitted on {spec.train} training "
-          f"sequences of the shipped {DEFAULT} ({'about 15 minutes' if heads is None else 'about a minute'} on 2 "
+          f"sequences of the shipped {DEFAULT} ({'about 5 minutes' if heads is None else 'about a minute'} on 2 "
           "cores; `headcode explain` runs the whole job)")
     result, lib = pipeline.run(pipeline.Job(model=EMBEDDED, split=spec, heads_spec=heads), progress=not args.quiet)
     lib.save(args.out)

@@ -47,9 +47,8 @@ def coinciding(programs, probe_tables, evaluate=None, atol: float = 1e-9) -> dic
         proj += _matrices(evaluate, ordered, t) @ r
         r_sum += float(r.sum())
     slack = atol * r_sum * (1 + 1e-9) + 1e-12 * max(1.0, float(np.abs(proj).max()))
-    # Each program's possible earlier partners, in order.
-    near = {k: [int(j) for j in np.flatnonzero(np.abs(proj[:k] - proj[k]) <= slack)] for k in range(len(ordered))}
-    pairs = [(j, k) for k in near for j in near[k]]
+    # (earlier, later) pairs that the projection cannot tell apart.
+    pairs = [(int(j), k) for k in range(len(ordered)) for j in np.flatnonzero(np.abs(proj[:k] - proj[k]) <= slack)]
     agree = dict.fromkeys(pairs, True)
     if pairs:
         involved = sorted({i for pair in pairs for i in pair})

@@ -199,6 +199,19 @@ def layer_targets(batch: Batch, attention: Callable[[int], np.ndarray], layer: i
     return torch.from_numpy(out)
 
 
+def masked_sum(weights, columns, batch: Batch):
+    """[b, W, rows, n]: each of the W rows of `weights` [W, k] times the columns
+    [b, k, rows, n], plus -1e9 off the key mask (a large finite negative, not -inf:
+    logsumexp's gradient is NaN where all are -inf; a softmax gives exactly 0 there).
+    One batched multiply-add, the bias included: a plain matmul of 2-D weights with
+    3-D columns would first copy the columns into a transposed layout."""
+    import torch
+
+    b, k, rows, n = columns.shape
+    return torch.baddbmm(batch.bias.view(b, 1, rows * n), weights.expand(b, -1, -1),
+                         columns.reshape(b, k, rows * n)).view(b, len(weights), rows, n)
+
+
 class _Model:
     """Per head, a mixture of `components` softmaxes of the score form.
 
@@ -231,14 +244,10 @@ class _Model:
         # The last vocabulary index is "not in the table": value 0.
         k = torch.cat([self.key_tables, torch.zeros(c, heads, len(KEY_TABLE_FACTORS), 1)], dim=3)
         q = torch.cat([self.query_tables, torch.zeros(c, heads, len(QUERY_TABLE_FACTORS), 1)], dim=3)
-        # The -1e9 bias off the key mask goes in first, into the matrix multiply of the
-        # terms (a large finite negative, not -inf: logsumexp's gradient is NaN where all
-        # are -inf); each word table's values then join in one fused multiply-add per
-        # factor (`addcmul`: fewer passes over the logits, forward and backward, than a
-        # product and a sum).
-        weights = self.weights.reshape(c * heads, count).expand(b, -1, -1)
-        logits = torch.baddbmm(batch.bias.view(b, 1, rows * n), weights,
-                               batch.terms.reshape(b, count, rows * n)).view(b, c, heads, rows, n)
+        # The weighted terms with the mask's bias (`masked_sum`); each word table's values
+        # then join in one fused multiply-add per factor (`addcmul`: fewer passes over
+        # the logits, forward and backward, than a product and a sum).
+        logits = masked_sum(self.weights.reshape(c * heads, count), batch.terms, batch).view(b, c, heads, rows, n)
         kw = k[:, :, :, batch.words].permute(3, 0, 1, 2, 4)  # [b, c, h, g, n]: key j's word's value
         for g in range(kw.shape[3]):
             logits = torch.addcmul(logits, kw[:, :, :, g, None, :], batch.key[:, None, None, g])
@@ -398,4 +407,4 @@ def _score(weights, key_tables, query_tables, vocab: Sequence[str]) -> ir.Score:
 
 
 __all__ = ["FitSettings", "Features", "HeadParameters", "QUERY_TABLE_FACTORS", "TERMS", "batches", "features",
-           "fit_layer", "to_program", "vocabulary"]
+           "fit_layer", "masked_sum", "to_program", "vocabulary"]

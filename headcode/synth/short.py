@@ -149,7 +149,7 @@ class _Design:
             for step in range(count):
                 x, batch, target = data[step % len(data)]
                 optimiser.zero_grad()
-                loss_fn(output(_logits(x[:, :width], weights, batch), dim=-1), target, batch).backward()
+                loss_fn(output(sf.masked_sum(weights, x[:, :width], batch), dim=-1), target, batch).backward()
                 optimiser.step()
         out = torch.zeros_like(start)
         out[:, :width] = weights.detach()
@@ -167,7 +167,7 @@ class _Design:
         width = len(self.atoms)
         with torch.no_grad():
             for x, batch, target in zip(self.columns, self.rows.prepared, self.targets):
-                p = torch.softmax(_logits(x[:, :width], weights[:, :width], batch), dim=-1)
+                p = torch.softmax(sf.masked_sum(weights[:, :width], x[:, :width], batch), dim=-1)
                 # d(cross-entropy)/d(logit) = p - target, on scored rows and valid keys
                 r = (p - target) * batch.scored_keys[:, None]
                 b, terms, rows, n = batch.terms.shape
@@ -184,18 +184,6 @@ def _column(batch: sf.Batch, atom: Atom):
     if atom.kind is Kind.KEY_WORD:
         return (batch.words[:, None, :] == atom.word).float() * batch.key[:, atom.factor]
     return (batch.query_words[:, :, None] == atom.word).float() * batch.query[:, atom.factor]
-
-
-def _logits(columns, weights, batch: sf.Batch):
-    """[b, members, rows, n]: each member's weighted columns [b, atoms, rows, n], -1e9
-    off the key mask (a softmax of them is exactly 0 there: see `scoreform._Model.probs`)."""
-    import torch
-
-    b, k, rows, n = columns.shape
-    # One batched multiply-add, bias included: a plain matmul of the 2-D weights with
-    # the 3-D columns would first copy the columns into a transposed layout.
-    return torch.baddbmm(batch.bias.view(b, 1, rows * n), weights.expand(b, -1, -1),
-                         columns.reshape(b, k, rows * n)).view(b, len(weights), rows, n)
 
 
 def _by_word(values, words, vocab: int):
